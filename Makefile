@@ -1,0 +1,106 @@
+# One-command set-up: `make demo` runs the whole job on embedded defaults, `make test` runs the tests.
+# Both create .venv and install the pinned lock when it is missing or the lock changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LOCAL := .local
+API_PORT ?= 8000
+AIRFLOW_PORT ?= 8080
+export AIRFLOW_HOME ?= $(CURDIR)/$(LOCAL)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+export AIRFLOW__CORE__PARALLELISM ?= 4
+
+# The scores database of the embedded mode: the caller's CHURN_DATABASE_URL, else a project-local
+# PostgreSQL cluster (SQLite with a notice where no PostgreSQL binaries exist). Expanded only by recipes.
+DB_URL = $${CHURN_DATABASE_URL:-$$($(BIN)/churn db local-start)}
+
+.PHONY: help setup lock lint format test demo api api-stop airflow bench clean distclean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if command -v uv >/dev/null; then UV=uv; \
+	 elif $(BIN)/python -m pip install -q uv >/dev/null 2>&1; then UV=$(BIN)/uv; \
+	 else UV=; fi; \
+	 if [ -n "$$UV" ]; then \
+	   echo "installing the lock with uv"; \
+	   $$UV pip sync --python $(BIN)/python requirements.txt && \
+	   $$UV pip install --python $(BIN)/python --no-deps -e . && \
+	   $$UV pip check --python $(BIN)/python; \
+	 else \
+	   echo "installing the lock with pip (uv not available)"; \
+	   $(BIN)/python -m pip install -q --upgrade pip && \
+	   $(BIN)/python -m pip install -q -r requirements.txt && \
+	   $(BIN)/python -m pip install -q --no-deps -e . && \
+	   $(BIN)/python -m pip check; \
+	 fi
+	@touch $@
+
+setup: $(STAMP)  ## Create .venv and install the pinned dependencies (only when needed)
+
+lock:  ## Regenerate requirements.txt from requirements.in (needs uv)
+	uv pip compile requirements.in -o requirements.txt --python-version 3.11
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP)  ## Run the test suite (PostgreSQL tests use CHURN_TEST_DATABASE_URL, default 127.0.0.1:5432/test)
+	$(BIN)/pytest
+
+demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answering
+	@mkdir -p $(LOCAL)
+	@url="$(DB_URL)"; export CHURN_DATABASE_URL="$$url"; \
+	 echo "== scores database: $$url"; \
+	 $(BIN)/churn db upgrade; \
+	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
+
+api-start: $(STAMP)
+	@$(MAKE) --no-print-directory api-stop >/dev/null
+	@nohup $(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(API_PORT) --workers 2 \
+	  >$(LOCAL)/api.log 2>&1 & echo $$! > $(LOCAL)/api.pid
+	@for i in $$(seq 1 60); do \
+	   curl -fsS http://127.0.0.1:$(API_PORT)/readyz >/dev/null 2>&1 && break; sleep 0.5; \
+	   if [ $$i = 60 ]; then echo "API did not become ready; see $(LOCAL)/api.log"; exit 1; fi; done
+	@echo "== API answering on http://127.0.0.1:$(API_PORT) (log $(LOCAL)/api.log, stop with make api-stop)"
+	@echo "   curl -s http://127.0.0.1:$(API_PORT)/healthz"
+	@echo "   curl -s http://127.0.0.1:$(API_PORT)/readyz"
+	@curl -fsS http://127.0.0.1:$(API_PORT)/readyz; echo
+
+api: $(STAMP)  ## Serve the API in the foreground (uvicorn, 2 workers)
+	@url="$(DB_URL)"; CHURN_DATABASE_URL="$$url" \
+	 $(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(API_PORT) --workers 2
+
+api-stop:  ## Stop the API that make demo left running
+	@if [ -f $(LOCAL)/api.pid ]; then kill $$(cat $(LOCAL)/api.pid) 2>/dev/null || true; rm -f $(LOCAL)/api.pid; fi
+
+airflow: $(STAMP)  ## Start Airflow standalone with the project's DAGs and plugin (SQLite metadata)
+	@mkdir -p $(AIRFLOW_HOME)
+	@echo "Airflow home $(AIRFLOW_HOME); login: admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) $(BIN)/airflow standalone
+
+bench: $(STAMP)  ## Run the benchmarks in bench/ (ratios against references, see bench/README.md)
+	$(BIN)/python -m bench
+
+clean:  ## Remove generated data, local services' state and caches (keeps .venv)
+	@$(MAKE) --no-print-directory api-stop
+	@test ! -x $(BIN)/churn || $(BIN)/churn db local-stop >/dev/null 2>&1 || true
+	rm -rf $(LOCAL) data bench/data bench/results .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+distclean: clean  ## clean, and remove .venv
+	rm -rf $(VENV)

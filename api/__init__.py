@@ -1,0 +1,1 @@
+"""The read-mostly results API over the scores database (FastAPI)."""

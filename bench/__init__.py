@@ -1,0 +1,1 @@
+"""Benchmarks: our code against a reference doing the same work in the same run (see README.md)."""

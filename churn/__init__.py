@@ -1,0 +1,1 @@
+"""KKBox churn platform: the library that holds all the logic (never imports Airflow)."""

@@ -1,0 +1,174 @@
+"""The `churn` command line: the contract that DAG tasks, DVC stages, tests and people call.
+
+Each command reads its defaults from Settings (`CHURN_*`), prints a short summary on success and exits
+non-zero with one line (`churn: error: ...`) on an expected failure. Commands whose implementation has
+not landed yet say so plainly and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from churn.errors import ChurnError, NotBuiltError
+from churn.logs import configure_logging
+from churn.settings import get_settings
+
+app = typer.Typer(
+    name="churn",
+    help="KKBox churn platform: generate, ingest, build features, validate, train, score, monitor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Scores database: migrations and the local embedded cluster.", no_args_is_help=True)
+model_app = typer.Typer(help="Model registry: list versions, promote or roll back.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(model_app, name="model")
+
+
+def _not_built(command: str, issue: str) -> None:
+    raise NotBuiltError(f"`churn {command}` is not built yet (tracked in the {issue} issue)")
+
+
+@app.callback()
+def _configure() -> None:
+    """Validate the configuration before any command runs, so a bad variable stops start-up."""
+    configure_logging(get_settings().log_level)
+
+
+@app.command()
+def synth(
+    profile: Annotated[
+        str, typer.Option(help="Size profile: tiny (~1k users), demo (~20k), bench (~1M).")
+    ] = "tiny",
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
+    out: Annotated[str | None, typer.Option(help="Lake URL to write into (default CHURN_LAKE_URL).")] = None,
+    daily: Annotated[
+        str | None,
+        typer.Option(help="START:END (YYYY-MM-DD): write one daily drop per date instead of the dump."),
+    ] = None,
+) -> None:
+    """Write the Kaggle-format history dump (or daily drops) into Bronze."""
+    _not_built("synth", "data (generator and ingest)")
+
+
+@app.command()
+def ingest() -> None:
+    """Bronze -> Silver for everything not yet ingested (idempotent)."""
+    _not_built("ingest", "data (generator and ingest)")
+
+
+@app.command()
+def labels(cohort: Annotated[str, typer.Option(help="Cohort month YYYY-MM.")]) -> None:
+    """Build Gold labels for a cohort month with the WSDM churn rule."""
+    _not_built("labels", "labels and features")
+
+
+@app.command()
+def features(as_of: Annotated[str, typer.Option("--as-of", help="Snapshot date YYYY-MM-DD.")]) -> None:
+    """Build Gold features as of a date (point-in-time)."""
+    _not_built("features", "labels and features")
+
+
+@app.command()
+def validate(
+    stage: Annotated[str, typer.Option(help="Which layer to check: silver or gold.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date YYYY-MM-DD (gold).")] = None,
+) -> None:
+    """Run the expectation suites; exits non-zero when an error-level expectation fails."""
+    _not_built("validate", "data validation")
+
+
+@app.command()
+def train(cohort: Annotated[str, typer.Option(help="Validation cohort month YYYY-MM.")]) -> None:
+    """Train on the cohorts before M, validate on M, register, promote when it beats the champion."""
+    _not_built("train", "training and registry")
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """List registered versions with their aliases and validation metrics."""
+    _not_built("model list", "training and registry")
+
+
+@model_app.command("promote")
+def model_promote(version: Annotated[int, typer.Option(help="Registered version to make champion.")]) -> None:
+    """Make a version the champion (roll forward or back)."""
+    _not_built("model promote", "training and registry")
+
+
+@app.command()
+def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> None:
+    """Score every active user as of the date with the champion and publish to the database."""
+    _not_built("score", "nightly scoring")
+
+
+@app.command()
+def drift(
+    week_ending: Annotated[str, typer.Option("--week-ending", help="Last day of the week YYYY-MM-DD.")],
+) -> None:
+    """Write the weekly Evidently drift report to the lake and a summary row to the database."""
+    _not_built("drift", "drift monitoring")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the pending SQL migrations from sql/ (idempotent)."""
+    from churn.db import check_connection, engine_from_settings, redact
+    from churn.migrations import upgrade
+
+    settings = get_settings()
+    engine = engine_from_settings(settings)
+    check_connection(engine)
+    started = time.perf_counter()
+    applied = upgrade(engine)
+    names = ", ".join(m.path.name for m in applied) or "none (up to date)"
+    elapsed = time.perf_counter() - started
+    typer.echo(f"db upgrade: {redact(settings.database_url)}: applied {names} in {elapsed:.2f} s")
+
+
+@db_app.command("local-start")
+def db_local_start(
+    root: Annotated[Path, typer.Option(help="Folder of the local cluster.")] = Path(".local/postgres"),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 55432,
+    sqlite_fallback: Annotated[
+        Path, typer.Option(help="SQLite file used (with a notice) where no PostgreSQL binaries exist.")
+    ] = Path(".local/churn.db"),
+) -> None:
+    """Start the project-local PostgreSQL cluster of the embedded mode and print its URL (only the URL)."""
+    from churn import localpg
+
+    if localpg.find_bindir() is None:
+        sqlite_fallback.parent.mkdir(parents=True, exist_ok=True)
+        typer.echo("notice: no PostgreSQL server binaries here; falling back to SQLite", err=True)
+        typer.echo(f"sqlite:///{sqlite_fallback}")
+        return
+    typer.echo(localpg.start(root, port))
+
+
+@db_app.command("local-stop")
+def db_local_stop(
+    root: Annotated[Path, typer.Option(help="Folder of the local cluster.")] = Path(".local/postgres"),
+) -> None:
+    """Stop the project-local PostgreSQL cluster if it is running."""
+    from churn import localpg
+
+    localpg.stop(root)
+    typer.echo(f"db local-stop: stopped {root}")
+
+
+def main() -> None:
+    """Console-script entry: expected failures become one line and exit 1 (2 for an unbuilt command)."""
+    try:
+        app()  # standalone mode: usage errors and --help exit with click's own codes
+    except NotBuiltError as error:
+        typer.echo(f"churn: error: {error}", err=True)
+        sys.exit(2)
+    except ChurnError as error:
+        typer.echo(f"churn: error: {error}", err=True)
+        sys.exit(1)

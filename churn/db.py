@@ -1,0 +1,74 @@
+"""Database engines for the scores database (PostgreSQL in production, SQLite only as a fallback).
+
+One factory so every caller gets the same pool settings and the same error when the server is down.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from churn.errors import ChurnError
+from churn.settings import Settings
+
+
+class DatabaseUnavailableError(ChurnError):
+    """The configured database cannot be reached; the message carries the URL without a password."""
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for logs and error messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
+    """Create an engine; PostgreSQL gets a pre-ping pool, SQLite foreign keys and a busy timeout.
+
+    `postgresql://` URLs are pinned to psycopg2 (the driver the lock ships) so users can paste the
+    plain libpq form.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg2")
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 5, "application_name": "churn"},
+        )
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    # pysqlite opens transactions lazily and never around DDL; take control of BEGIN so migrations and
+    # publishes are atomic on SQLite too (the recipe from SQLAlchemy's SQLite dialect documentation).
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def engine_from_settings(settings: Settings) -> Engine:
+    """The scores-database engine for the configured `CHURN_DATABASE_URL`."""
+    return make_engine(settings.database_url)
+
+
+def check_connection(engine: Engine) -> None:
+    """Run `SELECT 1`, turning any driver error into DatabaseUnavailableError with a readable reason."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # the driver's own exception types differ per backend
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise DatabaseUnavailableError(
+            f"cannot reach database {redact(engine.url.render_as_string(hide_password=False))}: {reason}"
+        ) from error

@@ -1,0 +1,178 @@
+"""The data lake: one object for reading and writing files under the lake URL, local or S3/MinIO.
+
+Every stage addresses data by a path relative to the lake root (`silver/user_logs/...`), so the same code
+runs on a laptop folder and on MinIO. Writes are atomic per file (a temporary name then a rename on a local
+disk, a single PUT on S3), so a reader never sees half a file and a crashed run leaves no partial output
+under the final name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from churn.errors import ChurnError
+from churn.settings import Settings
+
+
+class LakeError(ChurnError):
+    """A lake path is missing or unreadable; the message carries the full URI."""
+
+
+class Lake:
+    """Files under a root URL (a local folder or `s3://bucket/prefix`), addressed by relative paths."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.storage_options = dict(storage_options or {})
+        fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self.fs: fsspec.AbstractFileSystem = fs
+        self.root: str = root.rstrip("/")
+        self.is_local = isinstance(fs, LocalFileSystem)
+        if self.is_local:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lake:
+        """The lake configured by `CHURN_LAKE_URL` and the S3 settings."""
+        return cls(settings.lake_url, settings.storage_options())
+
+    def path(self, relative: str) -> str:
+        """Filesystem path (no scheme) of a relative lake path; rejects paths escaping the root."""
+        clean = posixpath.normpath(relative.strip("/")) if relative.strip("/") else ""
+        if clean.startswith("..") or posixpath.isabs(clean):
+            raise LakeError(f"path {relative!r} leaves the lake root")
+        return f"{self.root}/{clean}" if clean and clean != "." else self.root
+
+    def uri(self, relative: str = "") -> str:
+        """Full URI of a lake path, as shown to people and recorded in manifests."""
+        path = self.path(relative)
+        return path if self.is_local else str(self.fs.unstrip_protocol(path))
+
+    def relative(self, path: str) -> str:
+        """The lake-relative form of a filesystem path returned by `fs.find`/`fs.glob`."""
+        stripped = path.split("://", 1)[-1]
+        if not stripped.startswith(self.root):
+            raise LakeError(f"{path} is not under the lake root {self.root}")
+        return stripped[len(self.root) :].lstrip("/")
+
+    # -- existence and listing ---------------------------------------------------------------------
+    def exists(self, relative: str) -> bool:
+        """True when a file or a folder with files exists at the path."""
+        return bool(self.fs.exists(self.path(relative)))
+
+    def size(self, relative: str) -> int:
+        """Size in bytes of one file."""
+        return int(self.fs.size(self.path(relative)))
+
+    def glob(self, pattern: str) -> list[str]:
+        """Relative paths matching a glob pattern, sorted."""
+        return sorted(self.relative(p) for p in self.fs.glob(self.path(pattern)))
+
+    def find(self, prefix: str) -> list[str]:
+        """All files below a folder, as sorted relative paths (empty when the folder does not exist)."""
+        if not self.exists(prefix):
+            return []
+        return sorted(self.relative(p) for p in self.fs.find(self.path(prefix)))
+
+    def remove(self, relative: str) -> None:
+        """Delete a file or a whole folder; missing paths are fine (idempotent re-runs)."""
+        target = self.path(relative)
+        if self.fs.exists(target):
+            self.fs.rm(target, recursive=True)
+
+    # -- raw bytes -----------------------------------------------------------------------------------
+    def write_bytes(self, relative: str, data: bytes, content_type: str | None = None) -> str:
+        """Write a whole file atomically; returns its URI."""
+        target = self.path(relative)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+            temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+            with self.fs.open(temporary, "wb") as handle:
+                handle.write(data)
+            self.fs.mv(temporary, target)
+        else:
+            extra = {"ContentType": content_type} if content_type else {}
+            self.fs.pipe_file(target, data, **extra)
+        return self.uri(relative)
+
+    def read_bytes(self, relative: str) -> bytes:
+        """Read a whole file; a missing file is a LakeError naming its URI."""
+        try:
+            return bytes(self.fs.cat_file(self.path(relative)))
+        except FileNotFoundError:
+            raise LakeError(f"not found: {self.uri(relative)}") from None
+
+    @contextmanager
+    def open(self, relative: str, mode: str = "rb") -> Iterator[IO[Any]]:
+        """Stream a file (for inputs too large to hold in memory); writes are not atomic here."""
+        target = self.path(relative)
+        if "w" in mode and self.is_local:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        try:
+            with self.fs.open(target, mode) as handle:
+                yield handle
+        except FileNotFoundError:
+            raise LakeError(f"not found: {self.uri(relative)}") from None
+
+    # -- text formats ---------------------------------------------------------------------------------
+    def write_text(self, relative: str, text: str, content_type: str = "text/plain") -> str:
+        """Write UTF-8 text atomically."""
+        return self.write_bytes(relative, text.encode("utf-8"), content_type)
+
+    def read_text(self, relative: str) -> str:
+        """Read a UTF-8 text file."""
+        return self.read_bytes(relative).decode("utf-8")
+
+    def write_html(self, relative: str, html: str) -> str:
+        """Write an HTML report with the content type browsers need to render it from S3."""
+        return self.write_text(relative, html, content_type="text/html; charset=utf-8")
+
+    def write_json(self, relative: str, payload: Any) -> str:
+        """Write a JSON document (manifests, summaries), keys sorted for stable diffs and hashes."""
+        text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+        return self.write_text(relative, text + "\n", content_type="application/json")
+
+    def read_json(self, relative: str) -> Any:
+        """Read a JSON document."""
+        return json.loads(self.read_text(relative))
+
+    # -- tabular formats ----------------------------------------------------------------------------
+    def write_parquet(self, relative: str, data: pa.Table | pd.DataFrame, compression: str = "zstd") -> str:
+        """Write one Parquet file atomically (zstd by default: smaller and faster to read than snappy)."""
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression=compression)
+        return self.write_bytes(relative, buffer.getvalue(), "application/vnd.apache.parquet")
+
+    def read_parquet(self, relative: str, columns: list[str] | None = None, filters: Any = None) -> pa.Table:
+        """Read a Parquet file or a folder of Parquet files as one table."""
+        if not self.exists(relative):
+            raise LakeError(f"not found: {self.uri(relative)}")
+        return pq.read_table(self.path(relative), columns=columns, filters=filters, filesystem=self.fs)
+
+    def write_csv(self, relative: str, data: pa.Table | pd.DataFrame, *, quote_strings: bool = False) -> str:
+        """Write CSV with a header; strings unquoted by default, as in the KKBox files."""
+        table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        buffer = io.BytesIO()
+        style = "needed" if quote_strings else "none"
+        options = pacsv.WriteOptions(quoting_style=style, quoting_header=style)
+        pacsv.write_csv(table, buffer, write_options=options)
+        return self.write_bytes(relative, buffer.getvalue(), "text/csv")
+
+    def read_csv(self, relative: str) -> pa.Table:
+        """Read a small CSV file whole (large inputs go through the streaming ingest instead)."""
+        with self.open(relative, "rb") as handle:
+            return pacsv.read_csv(handle)

@@ -1,0 +1,16 @@
+-- Every pipeline run (ingest, features, labels, validate, train, score, drift) leaves one row here:
+-- what it read, what it wrote, counts, versions and timings, so any output can be traced to its inputs.
+CREATE TABLE pipeline_runs (
+    run_id          TEXT PRIMARY KEY,
+    step            TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    started_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finished_at     TIMESTAMPTZ,
+    params          JSONB NOT NULL DEFAULT '{}'::jsonb,
+    summary         JSONB NOT NULL DEFAULT '{}'::jsonb,
+    error           TEXT,
+    code_version    TEXT,
+    airflow_run_id  TEXT
+);
+
+CREATE INDEX pipeline_runs_step_started ON pipeline_runs (step, started_at DESC);

@@ -1,0 +1,146 @@
+"""Shared fixtures: a clean environment, real PostgreSQL databases, an S3 server on loopback, a live API.
+
+PostgreSQL tests connect to CHURN_TEST_DATABASE_URL (default: the server these machines run on
+127.0.0.1:5432, database `test`) and work in a fresh database each, dropped afterwards. Under CI=true a
+missing server fails those tests; elsewhere they skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from churn.settings import get_settings
+
+DEFAULT_TEST_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No CHURN_* variable or .env file of the developer leaks into a test; settings are re-read."""
+    for name in list(os.environ):
+        if name.startswith("CHURN_") and name != "CHURN_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CHURN_LAKE_URL", str(tmp_path / "lake"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """URL of the PostgreSQL server used for tests; fails under CI=true when unreachable, else skips."""
+    url = os.environ.get("CHURN_TEST_DATABASE_URL", DEFAULT_TEST_PG)
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:
+        reason = f"PostgreSQL not reachable at {make_url(url).render_as_string()}: {error}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"churn_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file for one test."""
+    return f"sqlite:///{tmp_path / 'churn.db'}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each database backend in turn: real PostgreSQL, then the SQLite fallback."""
+    fixture = "pg_url" if request.param == "postgresql" else "sqlite_url"
+    return str(request.getfixturevalue(fixture))
+
+
+# -- S3 on loopback -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An in-memory S3 server (moto) on 127.0.0.1, for the object-store paths of the lake."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket on the loopback S3 server; credentials and region set for every client."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"churn-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return bucket
+
+
+# -- a live API server --------------------------------------------------------------------------------
+class LiveServer:
+    """uvicorn serving an app in a background thread, with its lifespan, on a free loopback port."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("API server exited during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError("API server did not start within 20 s")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
