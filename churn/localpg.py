@@ -44,9 +44,12 @@ def find_bindir() -> Path | None:
 
 def _as_postgres(command: list[str]) -> list[str]:
     """Prefix a command with runuser when running as root (the server refuses root)."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *command]
-    return command
+    if os.geteuid() != 0:
+        return command
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if runuser is None:
+        raise LocalPostgresError("running as root needs runuser (util-linux) to start PostgreSQL as postgres")
+    return [runuser, "-u", "postgres", "--", *command]
 
 
 def _run(command: list[str], what: str) -> None:
