@@ -52,9 +52,30 @@ def synth(
         str | None,
         typer.Option(help="START:END (YYYY-MM-DD): write one daily drop per date instead of the dump."),
     ] = None,
+    users: Annotated[int | None, typer.Option(help="Override the profile's number of users.")] = None,
+    days: Annotated[
+        int | None, typer.Option(help="Override the days of history before 2017-04-01 (60-820).")
+    ] = None,
 ) -> None:
     """Write the Kaggle-format history dump (or daily drops) into Bronze."""
-    _not_built("synth", "data (generator and ingest)")
+    from churn.lake import Lake
+    from churn.synth.profiles import get_profile
+    from churn.synth.writer import parse_range, write_daily, write_dump
+
+    settings = get_settings()
+    lake = (
+        Lake(out, settings.storage_options() if out.startswith("s3://") else {})
+        if out
+        else Lake.from_settings(settings)
+    )
+    chosen = get_profile(profile, users, days)
+    if daily:
+        start, end = parse_range(daily)
+        summary = write_daily(lake, chosen, seed, start, end)
+    else:
+        summary = write_dump(lake, chosen, seed)
+    rows = ", ".join(f"{name} {count:,}" for name, count in summary["rows"].items())
+    typer.echo(f"synth {chosen.name} seed {seed} -> {lake.uri('bronze')}: {rows} ({summary['seconds']} s)")
 
 
 @app.command()

@@ -27,6 +27,12 @@ from churn.errors import ChurnError
 from churn.settings import Settings
 
 
+def csv_write_options(*, quote_strings: bool = False) -> pacsv.WriteOptions:
+    """CSV with a header and, by default, no quotes around strings or column names (as KKBox's files)."""
+    style = "needed" if quote_strings else "none"
+    return pacsv.WriteOptions(quoting_style=style, quoting_header=style)
+
+
 class LakeError(ChurnError):
     """A lake path is missing or unreadable; the message carries the full URI."""
 
@@ -94,18 +100,37 @@ class Lake:
             self.fs.rm(target, recursive=True)
 
     # -- raw bytes -----------------------------------------------------------------------------------
-    def write_bytes(self, relative: str, data: bytes, content_type: str | None = None) -> str:
-        """Write a whole file atomically; returns its URI."""
+    @contextmanager
+    def open_atomic(self, relative: str, content_type: str | None = None) -> Iterator[IO[bytes]]:
+        """Stream a file that appears under its name only once complete.
+
+        Locally the bytes go to a temporary name that is renamed at the end; on S3 a multipart upload
+        becomes visible only when it completes. On error nothing is left under the final name.
+        """
         target = self.path(relative)
         if self.is_local:
             self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
             temporary = f"{target}.tmp-{uuid.uuid4().hex}"
-            with self.fs.open(temporary, "wb") as handle:
-                handle.write(data)
-            self.fs.mv(temporary, target)
+            try:
+                with self.fs.open(temporary, "wb") as handle:
+                    yield handle
+                self.fs.mv(temporary, target)
+            finally:
+                if self.fs.exists(temporary):
+                    self.fs.rm(temporary)
         else:
             extra = {"ContentType": content_type} if content_type else {}
-            self.fs.pipe_file(target, data, **extra)
+            with self.fs.open(target, "wb", **extra) as handle:
+                yield handle
+
+    def write_bytes(self, relative: str, data: bytes, content_type: str | None = None) -> str:
+        """Write a whole file atomically; returns its URI."""
+        if self.is_local:
+            with self.open_atomic(relative) as handle:
+                handle.write(data)
+        else:
+            extra = {"ContentType": content_type} if content_type else {}
+            self.fs.pipe_file(self.path(relative), data, **extra)
         return self.uri(relative)
 
     def read_bytes(self, relative: str) -> bytes:
@@ -167,9 +192,7 @@ class Lake:
         """Write CSV with a header; strings unquoted by default, as in the KKBox files."""
         table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
         buffer = io.BytesIO()
-        style = "needed" if quote_strings else "none"
-        options = pacsv.WriteOptions(quoting_style=style, quoting_header=style)
-        pacsv.write_csv(table, buffer, write_options=options)
+        pacsv.write_csv(table, buffer, write_options=csv_write_options(quote_strings=quote_strings))
         return self.write_bytes(relative, buffer.getvalue(), "text/csv")
 
     def read_csv(self, relative: str) -> pa.Table:

@@ -1,0 +1,103 @@
+"""The WSDM Cup 2018 churn label rule, for any cohort month (vectorised over all users).
+
+A user is in the cohort of month M when their membership, after the transactions up to the end of M-1,
+expires in M. Later transactions are walked in order: a cancel with an earlier expiry moves the expiry back;
+the first non-cancel transaction is the renewal. Churn when there is no renewal, or it comes 30 or more days
+after the (possibly moved) expiry. See ../shared/kkbox-data.md.
+
+Transaction order matters on the same day: by date, then by the text `plan_list_price + payment_plan_days +
+payment_method_id` (larger first), then a renewal before a cancel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn.errors import ChurnError
+
+RENEWAL_WINDOW_DAYS = 30
+ORDER_COLUMNS = ("payment_method_id", "payment_plan_days", "plan_list_price", "transaction_date",
+                 "membership_expire_date", "is_cancel")  # fmt: skip
+
+
+def parse_cohort(cohort: str) -> tuple[dt.date, dt.date]:
+    """`YYYY-MM` -> (first day, last day) of the month; a clear error for anything else."""
+    try:
+        first = dt.datetime.strptime(cohort, "%Y-%m").date()
+    except ValueError:
+        raise ChurnError(f"cohort must be a month like 2017-03 (got {cohort!r})") from None
+    following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return first, following - dt.timedelta(days=1)
+
+
+def order_transactions(tx: pa.Table, key: str) -> pa.Table:
+    """Sort transactions in the rule's order: user, date, signature text descending, renewal before cancel."""
+    signature = pc.binary_join_element_wise(
+        pc.cast(tx["plan_list_price"], pa.string()),
+        pc.cast(tx["payment_plan_days"], pa.string()),
+        pc.cast(tx["payment_method_id"], pa.string()),
+        "",
+    )
+    ordered = tx.append_column("_signature", signature).sort_by(
+        [
+            (key, "ascending"),
+            ("transaction_date", "ascending"),
+            ("_signature", "descending"),
+            ("is_cancel", "ascending"),
+        ]  # fmt: skip
+    )
+    return ordered.drop_columns(["_signature"])
+
+
+def _day_numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """Dates (date32) or day numbers as int64 days since 1970-01-01."""
+    if pa.types.is_date(column.type):
+        column = pc.cast(column, pa.int32())
+    return column.to_numpy().astype(np.int64)
+
+
+def label_cohort(tx: pa.Table, cohort: str, key: str = "msno") -> pd.DataFrame:
+    """Labels of cohort `cohort` from all known transactions (the data must reach 30 days past M's end).
+
+    Returns one row per cohort user: `key`, `is_churn` (0/1), `expiry` (the day number the gap is
+    measured from) and `renewal` (day number of the renewal, -1 when none).
+    """
+    missing = [c for c in (key, *ORDER_COLUMNS) if c not in tx.column_names]
+    if missing:
+        raise ChurnError(f"transactions lack column(s) {', '.join(missing)} needed by the label rule")
+    first, last = parse_cohort(cohort)
+    epoch = dt.date(1970, 1, 1)
+    cutoff, m_start, m_end = (first - epoch).days - 1, (first - epoch).days, (last - epoch).days
+
+    ordered = order_transactions(tx.select([key, *ORDER_COLUMNS]), key)
+    frame = pd.DataFrame(
+        {
+            "user": ordered[key].to_numpy(zero_copy_only=False),
+            "date": _day_numbers(ordered["transaction_date"]),
+            "expire": _day_numbers(ordered["membership_expire_date"]),
+            "cancel": ordered["is_cancel"].to_numpy().astype(bool),
+        }
+    )
+    before = frame[frame["date"] <= cutoff]
+    current = before.groupby("user", sort=False)["expire"].last()
+    cohort_users = current[(current >= m_start) & (current <= m_end)]
+
+    later = frame[(frame["date"] > cutoff) & frame["user"].isin(cohort_users.index)]
+    seen_renewal = (~later["cancel"]).astype(np.int64).groupby(later["user"], sort=False).cumsum()
+    cancels = later[later["cancel"] & (seen_renewal == 0)].groupby("user", sort=False)["expire"].min()
+    renewal = later[~later["cancel"] & (seen_renewal == 1)].groupby("user", sort=False)["date"].first()
+
+    result = pd.DataFrame({"expiry": cohort_users})
+    moved = cancels.reindex(result.index)
+    result["expiry"] = np.where(moved.notna() & (moved < result["expiry"]), moved, result["expiry"]).astype(
+        np.int64
+    )
+    result["renewal"] = renewal.reindex(result.index).fillna(-1).astype(np.int64)
+    gap = result["renewal"] - result["expiry"]
+    result["is_churn"] = ((result["renewal"] < 0) | (gap >= RENEWAL_WINDOW_DAYS)).astype(np.int8)
+    return result.rename_axis(key).reset_index()[[key, "is_churn", "expiry", "renewal"]]
