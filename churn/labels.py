@@ -49,7 +49,7 @@ def order_transactions(tx: pa.Table, key: str) -> pa.Table:
             ("transaction_date", "ascending"),
             ("_signature", "descending"),
             ("is_cancel", "ascending"),
-        ]  # fmt: skip
+        ]
     )
     return ordered.drop_columns(["_signature"])
 

@@ -234,7 +234,7 @@ def parse_range(text: str) -> tuple[dt.date, dt.date]:
 
 
 def write_daily(lake: Lake, profile: Profile, seed: int, start: dt.date, end: dt.date) -> dict[str, object]:
-    """Write one drop per day and table (`bronze/<table>/dt=YYYY-MM-DD/<table>.csv`), same users as the dump."""
+    """Write one drop per day and table (`bronze/<table>/dt=D/<table>.csv`), same users as the dump."""
     started = time.perf_counter()
     lo, hi = kkbox.day_number(start), kkbox.day_number(end)
     parts: dict[tuple[str, int], list[pa.Table]] = defaultdict(list)
