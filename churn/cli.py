@@ -54,7 +54,8 @@ def synth(
     ] = None,
     users: Annotated[int | None, typer.Option(help="Override the profile's number of users.")] = None,
     days: Annotated[
-        int | None, typer.Option(help="Override the days of history before 2017-04-01 (60-820).")
+        int | None,
+        typer.Option(help="Override the days of history before 2017-04-01 (60-821, 821 = from 2015-01-01)."),
     ] = None,
 ) -> None:
     """Write the Kaggle-format history dump (or daily drops) into Bronze."""
@@ -79,9 +80,30 @@ def synth(
 
 
 @app.command()
-def ingest() -> None:
+def ingest(
+    force: Annotated[
+        bool, typer.Option(help="Re-ingest every source, even those already in Silver.")
+    ] = False,
+) -> None:
     """Bronze -> Silver for everything not yet ingested (idempotent)."""
-    _not_built("ingest", "data (generator and ingest)")
+    from churn.ingest import ingest as run_ingest
+    from churn.lake import Lake
+    from churn.logs import new_run_id, run_context
+
+    settings = get_settings()
+    lake = Lake.from_settings(settings)
+    with run_context("ingest", new_run_id("ingest")) as run_id:
+        report = run_ingest(lake, settings, run_id, force=force)
+    summary = report.summary()
+    tables = "; ".join(
+        f"{name} {t['rows_in']:,} in, {t['rows_out']:,} out, {t['quarantined']:,} quarantined, "
+        f"{t['duplicates']:,} duplicates"
+        for name, t in summary["tables"].items()
+    )
+    typer.echo(
+        f"ingest {run_id}: {len(report.sources)} sources ingested, {len(report.skipped)} already in Silver"
+        f"{': ' + tables if tables else ''} -> {lake.uri('silver')} ({report.seconds:.1f} s)"
+    )
 
 
 @app.command()

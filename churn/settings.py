@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     dask_workers: int = Field(default=2, ge=1, le=256)
     dask_threads_per_worker: int = Field(default=1, ge=1, le=64)
 
+    # Silver layout and ingest: users hashed into this many buckets; CSV read in blocks of this size.
+    silver_buckets: int = Field(default=32, ge=1, le=4096)
+    ingest_block_mb: int = Field(default=64, ge=1, le=1024)
+
     # API.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -18,9 +18,9 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile("tiny", users=1_000, days=820),
-    "demo": Profile("demo", users=20_000, days=820),
-    "bench": Profile("bench", users=1_000_000, days=820),
+    "tiny": Profile("tiny", users=1_000, days=821),
+    "demo": Profile("demo", users=20_000, days=821),
+    "bench": Profile("bench", users=1_000_000, days=821),
 }
 
 
@@ -31,6 +31,6 @@ def get_profile(name: str, users: int | None = None, days: int | None = None) ->
     base = PROFILES[name]
     if users is not None and users < 1:
         raise ChurnError(f"--users must be at least 1 (got {users})")
-    if days is not None and not 60 <= days <= 820:
-        raise ChurnError(f"--days must be between 60 and 820 (got {days})")
+    if days is not None and not 60 <= days <= 821:
+        raise ChurnError(f"--days must be between 60 and 821 (got {days})")
     return Profile(name, users or base.users, days or base.days, base.chunk_users)

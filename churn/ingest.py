@@ -1,0 +1,377 @@
+"""Bronze -> Silver: typed, deduplicated, bucketed Parquet, with bad rows quarantined and counted.
+
+Sources are the Kaggle dump files under `bronze/` and the daily drops `bronze/<table>/dt=D/*.csv`. Each
+source is parsed in blocks (Dask tasks); good rows are split by user bucket into a staging area, and only
+when every source of the run is within the bad-row threshold are the staged rows compacted (sorted by user
+and date, exact duplicates removed) into `silver/<table>/bucket=NNN/part-<source>.parquet`. A failed run
+leaves Silver as it was. A source is ingested once: its size and modification stamp are kept in
+`silver/_state.json`, so a rerun skips it, and a forced rerun rewrites the same parts (no duplicates).
+
+Silver layout: all rows of a user live in one bucket (`user_id % buckets`), sorted by user and date, so
+per-user work downstream reads one bucket at a time with no shuffle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn import kkbox
+from churn.compute import run_tasks
+from churn.csvblocks import Block, parse_block, plan_blocks, read_block_bytes
+from churn.errors import ChurnError
+from churn.lake import Lake
+from churn.settings import Settings
+from churn.userkey import bucket_of
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+STATE = "silver/_state.json"
+LAYOUT = "silver/_layout.json"
+_DAILY = re.compile(r"^bronze/(?P<table>[a-z_]+)/dt=(?P<day>\d{4}-\d{2}-\d{2})/[^/]+\.csv$")
+
+
+class IngestError(ChurnError):
+    """Bad input: a missing, empty or malformed file, or too many bad rows; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One Bronze file and the Silver table it feeds."""
+
+    table: str
+    path: str  # lake-relative
+    slug: str  # names its Silver parts, so re-ingesting a source replaces exactly its rows
+
+    @property
+    def spec(self) -> kkbox.Table:
+        """The table's format."""
+        return kkbox.TABLES[self.table]
+
+
+@dataclass
+class SourceReport:
+    """What one source contributed: lines read, rows kept, quarantined, duplicates dropped."""
+
+    source: Source
+    size: int
+    stamp: str
+    checksum: str = ""
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    quarantine_uri: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def bad_fraction(self) -> float:
+        """Share of data lines that were quarantined."""
+        return self.quarantined / self.rows_in if self.rows_in else 0.0
+
+
+# -- discovery and up-front checks ----------------------------------------------------------------------
+def discover(lake: Lake) -> list[Source]:
+    """All Bronze sources, the dump files first, then daily drops by date; a partial dump is an error."""
+    sources: list[Source] = []
+    expected = [(t, f) for t in kkbox.TABLES.values() for f in t.dump_files]
+    present = [(t, f) for t, f in expected if lake.exists(f"bronze/{f}")]
+    if present and len(present) != len(expected):
+        missing = ", ".join(f"bronze/{f}" for t, f in expected if (t, f) not in present)
+        raise IngestError(f"incomplete Kaggle dump under {lake.uri('bronze')}: missing {missing}")
+    for table, name in present:
+        sources.append(Source(table.name, f"bronze/{name}", f"dump-{name.removesuffix('.csv')}"))
+    daily = []
+    for table in kkbox.TABLES:
+        for path in lake.glob(f"bronze/{table}/dt=*/*.csv"):
+            match = _DAILY.match(path)
+            if match:
+                daily.append((match["day"], table, path))
+    for day, table, path in sorted(daily):
+        sources.append(Source(table, path, f"dt-{day}"))
+    if not sources:
+        files = ", ".join(f for _, f in expected)
+        raise IngestError(
+            f"no Bronze input under {lake.uri('bronze')}: expected the Kaggle files ({files}) "
+            "or daily drops bronze/<table>/dt=YYYY-MM-DD/<table>.csv"
+        )
+    return sources
+
+
+def check_header(lake: Lake, source: Source) -> int:
+    """Verify the file's first line is the table's header; return its length in bytes (with newline)."""
+    if lake.size(source.path) == 0:
+        raise IngestError(
+            f"{lake.uri(source.path)} is empty (expected the header {','.join(source.spec.column_names)})"
+        )
+    with lake.open(source.path) as handle:
+        start = handle.read(64 * 1024)
+    first = start[: start.index(b"\n") + 1] if b"\n" in start else start
+    header = first.decode("utf-8", "replace").rstrip("\r\n").lstrip("\ufeff")
+    expected = ",".join(source.spec.column_names)
+    if header != expected:
+        raise IngestError(
+            f"{lake.uri(source.path)} line 1: header is {header[:200]!r}, expected {expected!r}"
+        )
+    return len(first)
+
+
+def _stamp(lake: Lake, path: str) -> str:
+    """A cheap identity of a file's version: its modification time or ETag."""
+    info = lake.fs.info(lake.path(path))
+    return str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or "")
+
+
+# -- tasks --------------------------------------------------------------------------------------------------
+def _staging(run_id: str, source: Source, bucket: int | None = None) -> str:
+    base = f"silver/_staging/{run_id}/{source.table}/{source.slug}"
+    return base if bucket is None else f"{base}/bucket={bucket:03d}"
+
+
+def _parse_task(
+    lake_url: str, options: dict[str, Any], source: Source, block: Block, size: int, run_id: str, buckets: int
+) -> dict[str, Any]:
+    """Parse one block, stage its good rows per bucket, return counts, bad rows and a digest."""
+    lake = Lake(lake_url, options)
+    with lake.open(source.path) as handle:
+        data = read_block_bytes(handle, block, size)
+    parsed = parse_block(data, source.spec)
+    good = parsed.good
+    if good.num_rows:
+        bucket = bucket_of(good["user_id"].to_numpy(), buckets)
+        order = np.argsort(bucket, kind="stable")
+        bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
+        ordered = good.take(pa.array(order))
+        for b in range(buckets):
+            if bounds[b + 1] > bounds[b]:
+                part = ordered.slice(bounds[b], bounds[b + 1] - bounds[b])
+                lake.write_parquet(f"{_staging(run_id, source, b)}/block-{block.index:06d}.parquet", part)
+    return {
+        "lines": parsed.lines,
+        "good": good.num_rows,
+        "bad": parsed.bad,
+        "digest": hashlib.blake2b(data, digest_size=16).hexdigest(),
+    }
+
+
+def sort_and_deduplicate(table: pa.Table, spec: kkbox.Table) -> tuple[pa.Table, int]:
+    """Sort by user, event date and every other column; drop rows identical to the previous one."""
+    keys = ["user_id", *([spec.date_column] if spec.date_column else [])]
+    keys += [c for c in spec.column_names if c not in keys]
+    table = table.sort_by([(k, "ascending") for k in keys])
+    if table.num_rows < 2:
+        return table, 0
+    same = np.ones(table.num_rows - 1, dtype=bool)
+    for name in keys:
+        column = table[name]
+        if column.null_count:
+            column = pc.fill_null(column, "" if pa.types.is_string(column.type) else 0)
+        values = column.to_numpy(zero_copy_only=False)
+        same &= values[1:] == values[:-1]
+        if not same.any():
+            break
+    keep = np.concatenate([[True], ~same])
+    return table.filter(pa.array(keep)), int(same.sum())
+
+
+def _compact_task(
+    lake_url: str, options: dict[str, Any], source: Source, bucket: int, run_id: str
+) -> tuple[int, int]:
+    """Merge a source's staged parts of one bucket into its Silver part; returns (rows, duplicates)."""
+    lake = Lake(lake_url, options)
+    staged = _staging(run_id, source, bucket)
+    target = f"silver/{source.table}/bucket={bucket:03d}/part-{source.slug}.parquet"
+    if not lake.exists(staged):
+        lake.remove(target)  # a re-delivered source may no longer have rows in this bucket
+        return 0, 0
+    table = lake.read_parquet(staged).select(source.spec.schema.names).cast(source.spec.schema)
+    table, duplicates = sort_and_deduplicate(table, source.spec)
+    lake.write_parquet(target, table)
+    return table.num_rows, duplicates
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+@dataclass
+class IngestReport:
+    """A run's outcome: per-source figures, skipped sources, timings; also written as the manifest."""
+
+    run_id: str
+    sources: list[SourceReport]
+    skipped: list[str]
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest document."""
+        tables: dict[str, dict[str, int]] = {}
+        for report in self.sources:
+            totals = tables.setdefault(report.source.table, {"rows_in": 0, "rows_out": 0, "quarantined": 0,
+                                                                   "duplicates": 0})  # fmt: skip
+            for key in totals:
+                totals[key] += getattr(report, key)
+        return {
+            "run_id": self.run_id,
+            "schema_version": SCHEMA_VERSION,
+            "seconds": round(self.seconds, 3),
+            "tables": tables,
+            "skipped": self.skipped,
+            "inputs": [
+                {
+                    "path": r.source.path,
+                    "table": r.source.table,
+                    "size": r.size,
+                    "stamp": r.stamp,
+                    "checksum": r.checksum,
+                    "rows_in": r.rows_in,
+                    "rows_out": r.rows_out,
+                    "quarantined": r.quarantined,
+                    "duplicates": r.duplicates,
+                    "quarantine": r.quarantine_uri,
+                }
+                for r in self.sources
+            ],
+        }
+
+
+def _check_layout(lake: Lake, buckets: int) -> None:
+    if lake.exists(LAYOUT):
+        layout = lake.read_json(LAYOUT)
+        if layout.get("buckets") != buckets:
+            raise IngestError(
+                f"Silver at {lake.uri('silver')} has {layout.get('buckets')} buckets but "
+                f"CHURN_SILVER_BUCKETS is {buckets}; re-ingest into an empty Silver to change the layout"
+            )
+    else:
+        lake.write_json(LAYOUT, {"buckets": buckets, "schema_version": SCHEMA_VERSION, "key": "user_id"})
+
+
+def ingest(lake: Lake, settings: Settings, run_id: str, *, force: bool = False) -> IngestReport:
+    """Ingest every Bronze source not yet in Silver (all of them with `force`)."""
+    started = time.perf_counter()
+    buckets = settings.silver_buckets
+    sources = discover(lake)
+    headers = {s: check_header(lake, s) for s in sources}
+    _check_layout(lake, buckets)
+    state: dict[str, Any] = lake.read_json(STATE) if lake.exists(STATE) else {}
+    reports, skipped = [], []
+    for source in sources:
+        size, stamp = lake.size(source.path), _stamp(lake, source.path)
+        known = state.get(source.path)
+        if not force and known and known["size"] == size and known["stamp"] == stamp:
+            skipped.append(source.path)
+            continue
+        reports.append(SourceReport(source, size, stamp))
+    report = IngestReport(run_id, reports, skipped)
+    if not reports:
+        report.seconds = time.perf_counter() - started
+        return report
+
+    block_bytes = settings.ingest_block_mb << 20
+    tasks, owners = [], []
+    for index, item in enumerate(reports):
+        for block in plan_blocks(item.size, headers[item.source], block_bytes):
+            tasks.append((lake.url, lake.storage_options, item.source, block, item.size, run_id, buckets))
+            owners.append(index)
+    log.info("parsing %d sources in %d blocks", len(reports), len(tasks))
+    try:
+        results = run_tasks(settings, _parse_task, tasks)
+        _account(lake, run_id, reports, owners, results)
+        failing = [r for r in reports if r.bad_fraction > settings.quarantine_max_fraction]
+        if failing:
+            raise IngestError(_threshold_message(failing, settings.quarantine_max_fraction))
+        compact = [
+            (lake.url, lake.storage_options, r.source, b, run_id) for r in reports for b in range(buckets)
+        ]
+        outcomes = run_tasks(settings, _compact_task, compact)
+        for (_, _, source, _, _), (rows, duplicates) in zip(compact, outcomes, strict=True):
+            item = next(r for r in reports if r.source == source)
+            item.rows_out += rows
+            item.duplicates += duplicates
+    finally:
+        lake.remove(f"silver/_staging/{run_id}")
+        if not lake.find("silver/_staging"):
+            lake.remove("silver/_staging")
+    for item in reports:
+        state[item.source.path] = {"size": item.size, "stamp": item.stamp, "checksum": item.checksum,
+                                   "run_id": run_id, "rows": item.rows_out}  # fmt: skip
+    lake.write_json(STATE, state)
+    report.seconds = time.perf_counter() - started
+    lake.write_json(f"silver/_manifests/{run_id}.json", report.summary())
+    return report
+
+
+def _account(
+    lake: Lake, run_id: str, reports: list[SourceReport], owners: list[int], results: list[dict]
+) -> None:
+    """Per source: lines, file line numbers of bad rows, checksum; writes each source's quarantine file."""
+    per_source: dict[int, list[dict]] = {}
+    for owner, result in zip(owners, results, strict=True):
+        per_source.setdefault(owner, []).append(result)
+    for index, item in enumerate(reports):
+        blocks = per_source.get(index, [])
+        first_line, bad_tables, digests = 2, [], []
+        for result in blocks:
+            bad = result["bad"]
+            if bad.num_rows:
+                shifted = pc.add(bad["line"], first_line - 1)
+                bad_tables.append(bad.set_column(0, "line", shifted))
+            first_line += result["lines"]
+            digests.append(result["digest"])
+        item.rows_in = first_line - 2
+        item.checksum = hashlib.blake2b("".join(digests).encode(), digest_size=16).hexdigest()
+        if bad_tables:
+            bad = pa.concat_tables(bad_tables)
+            item.quarantined = bad.num_rows
+            bad = bad.append_column("source", pa.array([item.source.path] * bad.num_rows))
+            path = f"quarantine/{item.source.table}/{item.source.slug}/{run_id}.parquet"
+            item.quarantine_uri = lake.write_parquet(path, bad)
+            item.problems = [
+                f"line {line}: {reason}" + (f" (field {fld})" if fld else "")
+                for line, fld, reason in zip(
+                    bad["line"].to_pylist()[:3],
+                    bad["field"].to_pylist()[:3],
+                    bad["reason"].to_pylist()[:3],
+                    strict=True,
+                )
+            ]
+            log.warning(
+                "%s: %d rows quarantined -> %s", item.source.path, item.quarantined, item.quarantine_uri
+            )
+
+
+def _threshold_message(failing: list[SourceReport], threshold: float) -> str:
+    parts = []
+    for item in failing:
+        parts.append(
+            f"{item.source.path}: {item.quarantined:,} of {item.rows_in:,} rows bad "
+            f"({item.bad_fraction:.2%} > {threshold:.2%}); first: {'; '.join(item.problems)}; "
+            f"all in {item.quarantine_uri}"
+        )
+    return "ingest stopped, Silver unchanged: " + " | ".join(parts)
+
+
+def silver_parts(lake: Lake, table: str, bucket: int | None = None) -> list[str]:
+    """The Silver part files of a table (of one bucket when given)."""
+    pattern = f"silver/{table}/bucket={'*' if bucket is None else f'{bucket:03d}'}/*.parquet"
+    return lake.glob(pattern)
+
+
+def read_silver(
+    lake: Lake, table: str, bucket: int | None = None, columns: list[str] | None = None
+) -> pa.Table:
+    """Read a Silver table (or one bucket of it) with its Silver schema; empty when nothing is ingested."""
+    spec = kkbox.TABLES[table]
+    parts = silver_parts(lake, table, bucket)
+    schema = spec.schema if columns is None else pa.schema([spec.schema.field(c) for c in columns])
+    if not parts:
+        return schema.empty_table()
+    tables = [lake.read_parquet(p, columns=columns) for p in parts]
+    return pa.concat_tables(tables).cast(schema)
