@@ -11,6 +11,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCAL := .local
 API_PORT ?= 8000
+DEMO_SEED ?= 7
+DEMO_DAYS ?= 2017-04-01:2017-04-03
 AIRFLOW_PORT ?= 8080
 export AIRFLOW_HOME ?= $(CURDIR)/$(LOCAL)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
@@ -67,6 +69,11 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answ
 	@url="$(DB_URL)"; export CHURN_DATABASE_URL="$$url"; \
 	 echo "== scores database: $$url"; \
 	 $(BIN)/churn db upgrade; \
+	 echo "== generate the Kaggle-format history dump and three daily drops (demo profile)"; \
+	 $(BIN)/churn synth --profile demo --seed $(DEMO_SEED); \
+	 $(BIN)/churn synth --profile demo --seed $(DEMO_SEED) --daily $(DEMO_DAYS); \
+	 echo "== ingest Bronze -> Silver"; \
+	 $(BIN)/churn ingest; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)

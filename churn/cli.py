@@ -215,3 +215,7 @@ def main() -> None:
     except ChurnError as error:
         typer.echo(f"churn: error: {error}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

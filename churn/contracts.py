@@ -55,14 +55,21 @@ FIELDS: dict[str, dict[str, Field]] = {
 }
 
 
-def _bound(value: float | dt.date) -> float | pd.Timestamp:
-    return pd.Timestamp(value) if isinstance(value, dt.date) else value
+def _day(value: dt.date) -> int:
+    return (value - dt.date(1970, 1, 1)).days
 
 
-def _checks(field: Field) -> list[pa.Check]:
+def _checks(field: Field, *, dates_as_days: bool) -> list[pa.Check]:
     checks: list[pa.Check] = []
-    if field.low is not None and field.high is not None:
-        checks.append(pa.Check.in_range(_bound(field.low), _bound(field.high)))
+    if isinstance(field.low, dt.date) and isinstance(field.high, dt.date):
+        low, high = field.low, field.high
+        if dates_as_days:
+            first, last = _day(low), _day(high)
+            checks.append(pa.Check(lambda s: (s >= first) & (s <= last), name=f"in_range({low}, {high})"))
+        else:
+            checks.append(pa.Check.in_range(pd.Timestamp(low), pd.Timestamp(high)))
+    elif field.low is not None and field.high is not None:
+        checks.append(pa.Check.in_range(field.low, field.high))
     if field.allowed is not None:
         checks.append(pa.Check.isin(list(field.allowed)))
     if field.finite:
@@ -71,15 +78,18 @@ def _checks(field: Field) -> list[pa.Check]:
 
 
 @cache
-def row_schema(table: str) -> pa.DataFrameSchema:
+def row_schema(table: str, *, dates_as_days: bool = False) -> pa.DataFrameSchema:
     """The pandera schema of a table's typed rows (without msno, which the user key decoder checks).
 
-    Dates are checked as pandas timestamps; dtypes are not coerced (the ingest already typed them).
+    Dates are pandas timestamps, or day numbers since 1970-01-01 with `dates_as_days` (what the ingest
+    uses: converting every block to timestamps would cost more than the check). Dtypes are not coerced.
     """
     if table not in FIELDS:
         raise KeyError(f"no contract for table {table!r}; known: {', '.join(FIELDS)}")
     columns = {
-        name: pa.Column(checks=_checks(field), nullable=field.nullable, required=True)
+        name: pa.Column(
+            checks=_checks(field, dates_as_days=dates_as_days), nullable=field.nullable, required=True
+        )
         for name, field in FIELDS[table].items()
     }
     return pa.DataFrameSchema(columns, name=f"silver.{table}", strict=False)

@@ -12,7 +12,9 @@ is parsed again as text, and the offending rows are found and set aside; the res
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from churn.contracts import row_schema
-from churn.kkbox import Table
+from churn.kkbox import USERS, Table
 from churn.userkey import decode_msno
 
 NEWLINE_SEARCH = 1 << 20  # how far past a block's end a line may run before we read more
@@ -42,9 +44,11 @@ class Block:
 
 @dataclass
 class ParsedBlock:
-    """The typed good rows of a block, its quarantined rows (block-relative lines) and its line count."""
+    """A block's typed good rows (keyed by user_id), its users (user_id, msno), its quarantined rows
+    (block-relative lines) and its line count."""
 
     good: pa.Table
+    users: pa.Table
     bad: pa.Table
     lines: int
 
@@ -59,39 +63,31 @@ def plan_blocks(size: int, header_bytes: int, block_bytes: int) -> list[Block]:
     return blocks
 
 
+def _next_line_start(handle: io.BufferedIOBase, position: int, size: int) -> int:
+    """Offset of the first line that starts at or after `position` (size when none)."""
+    if position <= 0:
+        return 0
+    handle.seek(position - 1)
+    scanned = position - 1
+    while scanned < size:
+        chunk = handle.read(NEWLINE_SEARCH)
+        if not chunk:
+            break
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            return scanned + cut + 1
+        scanned += len(chunk)
+    return size
+
+
 def read_block_bytes(handle: io.BufferedIOBase, block: Block, size: int) -> bytes:
-    """The complete lines that start in [block.start, block.end) of an open binary file."""
-    first = block.start
-    if block.index > 0:  # skip the line that started in the previous block
-        handle.seek(block.start - 1)
-        probe = b""
-        while b"\n" not in probe:
-            more = handle.read(NEWLINE_SEARCH)
-            if not more:
-                return b""
-            probe += more
-        first = block.start - 1 + probe.index(b"\n") + 1
-    if first >= block.end:
+    """The complete lines that start in [block.start, block.end) of an open binary file (one read)."""
+    first = block.start if block.index == 0 else _next_line_start(handle, block.start, size)
+    last = size if block.end >= size else _next_line_start(handle, block.end, size)
+    if first >= last:
         return b""
     handle.seek(first)
-    data = handle.read(block.end - first)
-    if block.end < size and not data.endswith(b"\n"):
-        tail = b""
-        while True:
-            more = handle.read(NEWLINE_SEARCH)
-            if not more:
-                break
-            cut = more.find(b"\n")
-            if cut >= 0:
-                tail += more[: cut + 1]
-                break
-            tail += more
-        data += tail
-    return data
-
-
-def _count_lines(data: bytes) -> int:
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    return handle.read(last - first)
 
 
 def _file_types(table: Table) -> dict[str, pa.DataType]:
@@ -115,7 +111,8 @@ def _read(
     return pacsv.read_csv(
         io.BytesIO(data),
         read_options=pacsv.ReadOptions(column_names=table.column_names, use_threads=False),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+        # Empty lines stay rows (and fail as such), so row i is always block line i + skipped lines.
+        parse_options=pacsv.ParseOptions(invalid_row_handler=handler, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
         ),
@@ -147,53 +144,72 @@ def _numeric_problems(text: pa.Table, table: Table) -> dict[str, np.ndarray]:
     return problems
 
 
+_DATE_BASE = 19000101
+
+
+@cache
+def _date_table() -> np.ndarray:
+    """Day number of every YYYYMMDD integer from 1900-01-01 to 2199-12-31, -2**31 where impossible."""
+    lookup = np.full(22_000_000 - _DATE_BASE, np.iinfo(np.int32).min, dtype=np.int32)
+    days = np.arange(np.datetime64("1900-01-01"), np.datetime64("2200-01-01"), dtype="datetime64[D]")
+    years = days.astype("datetime64[Y]").astype(np.int64) + 1970
+    months = days.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    mdays = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
+    lookup[years * 10000 + months * 100 + mdays - _DATE_BASE] = days.astype(np.int64)
+    return lookup
+
+
 def _dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """YYYYMMDD integers -> (day numbers, impossible-date mask), vectorised."""
-    year, month, day = values // 10000, values // 100 % 100, values % 100
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    month_days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 1, 12) - 1]
-    month_days = month_days + ((month == 2) & leap)
-    bad = (year < 1900) | (year > 2199) | (month < 1) | (month > 12) | (day < 1) | (day > month_days)
-    months = np.where(bad, 0, (year - 1970) * 12 + month - 1)
-    days = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + np.where(bad, 0, day - 1)
-    return days.astype(np.int32), bad
+    """YYYYMMDD integers -> (day numbers, impossible-date mask), by one table lookup per value."""
+    offset = values - _DATE_BASE
+    in_range = (offset >= 0) & (offset < len(_date_table()))
+    days = _date_table()[np.where(in_range, offset, 0)]
+    bad = ~in_range | (days == np.iinfo(np.int32).min)
+    return np.where(bad, 0, days).astype(np.int32), bad
 
 
 class _Quarantine:
-    """Collects bad rows of a block: the first reason per row wins."""
+    """Collects the bad rows of a block; the first reason found for a row wins.
+
+    Clean blocks are the norm, so adding an all-False mask costs one `any()` and reasons are kept only
+    for the rows that have one.
+    """
 
     def __init__(self, n: int) -> None:
-        self.reason = np.full(n, None, dtype=object)
+        self.mask = np.zeros(n, dtype=bool)
         self.field = np.full(n, None, dtype=object)
+        self.reason = np.full(n, None, dtype=object)
 
-    def add(self, mask: np.ndarray, field: str, reason: str | np.ndarray) -> None:
-        new = mask & (self.reason == None)  # noqa: E711 (elementwise comparison)
+    def add(self, mask: np.ndarray, field: str, reason: str | Callable[[np.ndarray], list[str]]) -> None:
+        """Mark rows; `reason` is a text, or a function giving the texts of the given row positions."""
+        new = np.flatnonzero(mask & ~self.mask)
+        if new.size == 0:
+            return
+        self.mask[new] = True
         self.field[new] = field
-        self.reason[new] = reason[new] if isinstance(reason, np.ndarray) else reason
-
-    @property
-    def mask(self) -> np.ndarray:
-        return self.reason != None  # noqa: E711
+        self.reason[new] = reason(new) if callable(reason) else reason
 
 
 def _contract_failures(frame: pd.DataFrame, table: Table, quarantine: _Quarantine) -> None:
     """Check rows against the table's pandera contract; failing rows get the check's name as reason."""
     try:
-        row_schema(table.name).validate(frame, lazy=True)
+        row_schema(table.name, dates_as_days=True).validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as errors:
         cases = errors.failure_cases.dropna(subset=["index"])
         for (column, check), group in cases.groupby(["column", "check"], sort=False):
             mask = np.zeros(len(frame), dtype=bool)
             positions = group["index"].astype(np.int64).to_numpy()
             mask[positions] = True
-            values = np.full(len(frame), "", dtype=object)
-            values[positions] = [f"{check} failed (value {v!r})" for v in group["failure_case"]]
-            quarantine.add(mask, str(column), values)
+            texts = dict(zip(positions.tolist(), group["failure_case"].tolist(), strict=True))
+            quarantine.add(
+                mask,
+                str(column),
+                lambda rows, t=texts, c=check: [f"{c} failed (value {t[r]!r})" for r in rows],
+            )
 
 
 def parse_block(data: bytes, table: Table) -> ParsedBlock:
     """Type a block's rows (Silver schema) and set aside the rows that break the format or the contract."""
-    lines = _count_lines(data)
     types = _file_types(table)
     invalid: list[tuple[int, str, int]] = []
     clean = True
@@ -204,12 +220,15 @@ def parse_block(data: bytes, table: Table) -> ParsedBlock:
         invalid.clear()
         parsed = _read(data, table, dict.fromkeys(table.column_names, pa.string()), invalid)
     n = parsed.num_rows
+    lines = n + len(invalid)
     row_lines = _row_numbers(n, [line for line, _, _ in invalid])
     quarantine = _Quarantine(n)
     if not clean:
         for name, bad in _numeric_problems(parsed, table).items():
-            texts = parsed[name].to_numpy(zero_copy_only=False)
-            quarantine.add(bad, name, np.array([f"not a number: {t!r}" for t in texts], dtype=object))
+            column = parsed[name]
+            quarantine.add(
+                bad, name, lambda rows, c=column: [f"not a number: {c[int(r)].as_py()!r}" for r in rows]
+            )
         keep = pa.array(~quarantine.mask)
         retyped = {}
         for name in table.column_names:
@@ -221,7 +240,7 @@ def parse_block(data: bytes, table: Table) -> ParsedBlock:
         parsed = pa.table(retyped)
 
     user_id, bad_key = decode_msno(parsed["msno"])
-    quarantine.add(bad_key, "msno", "msno is not a 44-character base64 id")
+    quarantine.add(bad_key, "msno", "msno must be 44 characters ending in '='")
     columns: dict[str, pa.Array | np.ndarray] = {"msno": parsed["msno"]}
     frame: dict[str, object] = {}
     for name, kind in table.columns[1:]:
@@ -232,30 +251,30 @@ def parse_block(data: bytes, table: Table) -> ParsedBlock:
         if pa.types.is_date(kind):
             raw = pc.fill_null(values, 19700101).to_numpy()
             days, impossible = _dates(raw)
-            texts = np.array([f"impossible date {v}" for v in raw], dtype=object) if impossible.any() else ""
-            quarantine.add(impossible & ~nulls, name, texts)
+            quarantine.add(
+                impossible & ~nulls, name, lambda rows, r=raw: [f"impossible date {r[i]}" for i in rows]
+            )
             columns[name] = pa.array(days, pa.int32()).cast(pa.date32())
-            frame[name] = days.astype("datetime64[D]")
+            frame[name] = pa.array(days)  # the contract checks dates as day numbers, not timestamps
         elif name in table.nullable:  # gender: empty text means unknown
             columns[name] = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
-            frame[name] = pd.Series(columns[name].to_numpy(zero_copy_only=False), dtype=object)
+            frame[name] = columns[name]
         else:
             filled = pc.fill_null(values, 0)
             columns[name] = filled
-            frame[name] = filled.to_numpy()
-    _contract_failures(pd.DataFrame(frame), table, quarantine)
+            frame[name] = filled
+    # split_blocks: one pandas block per column, so no copy into a consolidated 2-D block.
+    _contract_failures(pa.table(frame).to_pandas(split_blocks=True), table, quarantine)
 
     bad_rows = quarantine.mask
-    good_idx = pa.array(np.flatnonzero(~bad_rows))
-    good = pa.table(
-        {
-            **{name: (pc.take(columns[name], good_idx)).cast(kind) for name, kind in table.columns},
-            "user_id": pa.array(user_id[~bad_rows], pa.int64()),
-        },
-        schema=table.schema,
-    )
+    good = pa.table({"user_id": user_id, **{name: columns[name] for name, _ in table.columns}})
+    if bad_rows.any():  # drop bad rows before narrowing: their values may not fit the Silver types
+        good = good.filter(pa.array(~bad_rows))
+    first = ~pd.Series(good["user_id"].to_numpy()).duplicated().to_numpy()  # hashing, not sorting
+    users = good.select(["user_id", "msno"]).filter(pa.array(first)).cast(USERS)
+    good = good.drop_columns(["msno"]).cast(table.schema)
     bad = _bad_rows(data, invalid, parsed, row_lines, quarantine, table)
-    return ParsedBlock(good, bad, lines)
+    return ParsedBlock(good, users, bad, lines)
 
 
 def _bad_rows(

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,71 +133,109 @@ def _stamp(lake: Lake, path: str) -> str:
 
 
 # -- tasks --------------------------------------------------------------------------------------------------
-def _staging(run_id: str, source: Source, bucket: int | None = None) -> str:
-    base = f"silver/_staging/{run_id}/{source.table}/{source.slug}"
-    return base if bucket is None else f"{base}/bucket={bucket:03d}"
+def _staging(run_id: str, source: Source, kind: str) -> str:
+    return f"silver/_staging/{run_id}/{source.table}/{source.slug}/{kind}"
+
+
+def _split_by_bucket(table: pa.Table, buckets: int) -> list[pa.RecordBatch]:
+    """The table's rows as one record batch per bucket (empty batches for empty buckets)."""
+    bucket = bucket_of(table["user_id"].to_numpy(), buckets).astype(np.uint16)
+    order = np.argsort(bucket, kind="stable")  # radix sort on 16-bit keys: linear time
+    bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
+    ordered = table.take(pa.array(order)).combine_chunks()
+    return [
+        ordered.slice(bounds[b], bounds[b + 1] - bounds[b]).to_batches(max_chunksize=None)[0]
+        if bounds[b + 1] > bounds[b]
+        else pa.RecordBatch.from_pylist([], schema=table.schema)
+        for b in range(buckets)
+    ]
 
 
 def _parse_task(
     lake_url: str, options: dict[str, Any], source: Source, block: Block, size: int, run_id: str, buckets: int
 ) -> dict[str, Any]:
-    """Parse one block, stage its good rows per bucket, return counts, bad rows and a digest."""
+    """Parse one block; stage its good rows and its users as one Arrow file each, a record batch per
+    bucket (so the compaction of a bucket reads just its batch); return counts and bad rows."""
     lake = Lake(lake_url, options)
     with lake.open(source.path) as handle:
         data = read_block_bytes(handle, block, size)
     parsed = parse_block(data, source.spec)
-    good = parsed.good
-    if good.num_rows:
-        bucket = bucket_of(good["user_id"].to_numpy(), buckets)
-        order = np.argsort(bucket, kind="stable")
-        bounds = np.searchsorted(bucket[order], np.arange(buckets + 1))
-        ordered = good.take(pa.array(order))
-        for b in range(buckets):
-            if bounds[b + 1] > bounds[b]:
-                part = ordered.slice(bounds[b], bounds[b + 1] - bounds[b])
-                lake.write_parquet(f"{_staging(run_id, source, b)}/block-{block.index:06d}.parquet", part)
+    name = f"block-{block.index:06d}.arrow"
+    for kind, table in (("rows", parsed.good), ("users", parsed.users)):
+        lake.write_batches(
+            f"{_staging(run_id, source, kind)}/{name}", table.schema, _split_by_bucket(table, buckets)
+        )
     return {
         "lines": parsed.lines,
-        "good": good.num_rows,
+        "good": parsed.good.num_rows,
         "bad": parsed.bad,
-        "digest": hashlib.blake2b(data, digest_size=16).hexdigest(),
+        "digest": f"{zlib.crc32(data):08x}",
     }
 
 
 def sort_and_deduplicate(table: pa.Table, spec: kkbox.Table) -> tuple[pa.Table, int]:
-    """Sort by user, event date and every other column; drop rows identical to the previous one."""
+    """Sort by user and event date (then the other columns); drop rows identical to another.
+
+    Most (user, date) keys hold one row (one log row per user-day), so only rows sharing their key with
+    another are sorted by every column and compared; the rest need no more than the key sort.
+    """
     keys = ["user_id", *([spec.date_column] if spec.date_column else [])]
-    keys += [c for c in spec.column_names if c not in keys]
     table = table.sort_by([(k, "ascending") for k in keys])
     if table.num_rows < 2:
         return table, 0
-    same = np.ones(table.num_rows - 1, dtype=bool)
+    shared = np.ones(table.num_rows - 1, dtype=bool)
     for name in keys:
-        column = table[name]
+        values = table[name].to_numpy() if name == "user_id" else pc.cast(table[name], pa.int32()).to_numpy()
+        shared &= values[1:] == values[:-1]
+    if not shared.any():
+        return table, 0
+    in_group = np.zeros(table.num_rows, dtype=bool)
+    in_group[1:] |= shared
+    in_group[:-1] |= shared
+    groups = table.filter(pa.array(in_group))
+    columns = keys + [c for c in groups.column_names if c not in keys]
+    groups = groups.sort_by([(c, "ascending") for c in columns])
+    same = np.ones(groups.num_rows - 1, dtype=bool)
+    for name in columns:
+        column = groups[name]
         if column.null_count:
             column = pc.fill_null(column, "" if pa.types.is_string(column.type) else 0)
         values = column.to_numpy(zero_copy_only=False)
         same &= values[1:] == values[:-1]
-        if not same.any():
-            break
-    keep = np.concatenate([[True], ~same])
-    return table.filter(pa.array(keep)), int(same.sum())
+    unique_groups = groups.filter(pa.array(np.concatenate([[True], ~same])))
+    merged = pa.concat_tables([table.filter(pa.array(~in_group)), unique_groups])
+    return merged.sort_by([(k, "ascending") for k in keys]), int(same.sum())
+
+
+def _read_staged(lake: Lake, folder: str, bucket: int, schema: pa.Schema) -> pa.Table:
+    """One bucket's rows from every staged block file of a folder."""
+    batches = [lake.read_batch(path, bucket) for path in lake.glob(f"{folder}/*.arrow")]
+    return pa.Table.from_batches([b for b in batches if b.num_rows], schema=schema)
 
 
 def _compact_task(
     lake_url: str, options: dict[str, Any], source: Source, bucket: int, run_id: str
 ) -> tuple[int, int]:
-    """Merge a source's staged parts of one bucket into its Silver part; returns (rows, duplicates)."""
+    """Merge a source's staged rows and users of one bucket into its Silver parts; (rows, duplicates)."""
     lake = Lake(lake_url, options)
-    staged = _staging(run_id, source, bucket)
     target = f"silver/{source.table}/bucket={bucket:03d}/part-{source.slug}.parquet"
-    if not lake.exists(staged):
+    users_target = f"silver/users/bucket={bucket:03d}/part-{source.table}-{source.slug}.parquet"
+    rows = _read_staged(lake, _staging(run_id, source, "rows"), bucket, source.spec.schema)
+    if rows.num_rows == 0:
         lake.remove(target)  # a re-delivered source may no longer have rows in this bucket
+        lake.remove(users_target)
         return 0, 0
-    table = lake.read_parquet(staged).select(source.spec.schema.names).cast(source.spec.schema)
-    table, duplicates = sort_and_deduplicate(table, source.spec)
-    lake.write_parquet(target, table)
-    return table.num_rows, duplicates
+    rows, duplicates = sort_and_deduplicate(rows, source.spec)
+    users = _read_staged(lake, _staging(run_id, source, "users"), bucket, kkbox.USERS)
+    users = users.group_by(["user_id", "msno"]).aggregate([]).sort_by("user_id").cast(kkbox.USERS)
+    ids = users["user_id"].to_numpy()
+    if (ids[1:] == ids[:-1]).any():
+        clash = users.filter(pa.array(np.concatenate([[False], ids[1:] == ids[:-1]])))["msno"][0]
+        raise IngestError(f"{source.path}: two msno values share one user key (near {clash}); report this")
+    categorical = [f.name for f in rows.schema if pa.types.is_string(f.type)]  # e.g. gender
+    lake.write_parquet(target, rows, dictionary=categorical)
+    lake.write_parquet(users_target, users, dictionary=False)
+    return rows.num_rows, duplicates
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -253,11 +292,13 @@ def _check_layout(lake: Lake, buckets: int) -> None:
         lake.write_json(LAYOUT, {"buckets": buckets, "schema_version": SCHEMA_VERSION, "key": "user_id"})
 
 
-def ingest(lake: Lake, settings: Settings, run_id: str, *, force: bool = False) -> IngestReport:
-    """Ingest every Bronze source not yet in Silver (all of them with `force`)."""
+def ingest(
+    lake: Lake, settings: Settings, run_id: str, *, force: bool = False, sources: list[Source] | None = None
+) -> IngestReport:
+    """Ingest every Bronze source not yet in Silver (all of them with `force`; only `sources` if given)."""
     started = time.perf_counter()
     buckets = settings.silver_buckets
-    sources = discover(lake)
+    sources = discover(lake) if sources is None else sources
     headers = {s: check_header(lake, s) for s in sources}
     _check_layout(lake, buckets)
     state: dict[str, Any] = lake.read_json(STATE) if lake.exists(STATE) else {}
@@ -367,11 +408,16 @@ def silver_parts(lake: Lake, table: str, bucket: int | None = None) -> list[str]
 def read_silver(
     lake: Lake, table: str, bucket: int | None = None, columns: list[str] | None = None
 ) -> pa.Table:
-    """Read a Silver table (or one bucket of it) with its Silver schema; empty when nothing is ingested."""
-    spec = kkbox.TABLES[table]
+    """Read a Silver table (or one bucket) with its Silver schema; `users` gives user_id -> msno.
+
+    Empty (with the schema) when nothing is ingested yet.
+    """
+    full = kkbox.USERS if table == "users" else kkbox.TABLES[table].schema
+    schema = full if columns is None else pa.schema([full.field(c) for c in columns])
     parts = silver_parts(lake, table, bucket)
-    schema = spec.schema if columns is None else pa.schema([spec.schema.field(c) for c in columns])
     if not parts:
         return schema.empty_table()
-    tables = [lake.read_parquet(p, columns=columns) for p in parts]
-    return pa.concat_tables(tables).cast(schema)
+    result = pa.concat_tables([lake.read_parquet(p, columns=columns) for p in parts]).cast(schema)
+    if table == "users":  # a user appears once per source that mentions them
+        result = result.group_by(schema.names).aggregate([]).cast(schema)
+    return result

@@ -36,9 +36,18 @@ class Table:
 
     @property
     def schema(self) -> pa.Schema:
-        """Silver schema: file columns with dates as date32, then the integer user key."""
-        fields = [pa.field(n, t, nullable=n in self.nullable) for n, t in self.columns]
-        return pa.schema([*fields, pa.field("user_id", pa.int64(), nullable=False)])
+        """Silver schema: the integer user key first, then the file's columns (dates as date32) but msno.
+
+        msno, 44 bytes per row, lives once per user in the Silver `users` table (see `USERS`).
+        """
+        fields = [pa.field(n, t, nullable=n in self.nullable) for n, t in self.columns if n != "msno"]
+        return pa.schema([pa.field("user_id", pa.int64(), nullable=False), *fields])
+
+
+USERS = pa.schema(
+    [pa.field("user_id", pa.int64(), nullable=False), pa.field("msno", pa.string(), nullable=False)]
+)
+"""Silver `users`: every user seen in any table, with its external id."""
 
 
 MEMBERS = Table(

@@ -175,11 +175,21 @@ class Lake:
         return json.loads(self.read_text(relative))
 
     # -- tabular formats ----------------------------------------------------------------------------
-    def write_parquet(self, relative: str, data: pa.Table | pd.DataFrame, compression: str = "zstd") -> str:
-        """Write one Parquet file atomically (zstd by default: smaller and faster to read than snappy)."""
+    def write_parquet(
+        self,
+        relative: str,
+        data: pa.Table | pd.DataFrame,
+        compression: str = "zstd",
+        dictionary: bool | list[str] = True,
+    ) -> str:
+        """Write one Parquet file atomically (zstd by default: smaller and faster to read than snappy).
+
+        `dictionary` names the columns to dictionary-encode; for sorted numeric data plain encoding is
+        both smaller and about twice as fast to write.
+        """
         table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
         buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression=compression)
+        pq.write_table(table, buffer, compression=compression, use_dictionary=dictionary)
         return self.write_bytes(relative, buffer.getvalue(), "application/vnd.apache.parquet")
 
     def read_parquet(self, relative: str, columns: list[str] | None = None, filters: Any = None) -> pa.Table:
@@ -187,6 +197,22 @@ class Lake:
         if not self.exists(relative):
             raise LakeError(f"not found: {self.uri(relative)}")
         return pq.read_table(self.path(relative), columns=columns, filters=filters, filesystem=self.fs)
+
+    def write_batches(self, relative: str, schema: pa.Schema, batches: list[pa.RecordBatch]) -> str:
+        """Write an uncompressed Arrow IPC file of record batches: the fastest format for staging data,
+        and each batch can be read on its own (`read_batch`)."""
+        with self.open_atomic(relative) as handle, pa.ipc.new_file(handle, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        return self.uri(relative)
+
+    def read_batch(self, relative: str, index: int) -> pa.RecordBatch:
+        """Read one record batch of an Arrow IPC file (memory-mapped locally: only that batch is read)."""
+        if self.is_local:
+            with pa.memory_map(self.path(relative)) as source:
+                return pa.ipc.open_file(source).get_batch(index)
+        with self.open(relative) as handle:
+            return pa.ipc.open_file(handle).get_batch(index)
 
     def write_csv(self, relative: str, data: pa.Table | pd.DataFrame, *, quote_strings: bool = False) -> str:
         """Write CSV with a header; strings unquoted by default, as in the KKBox files."""

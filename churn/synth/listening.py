@@ -20,7 +20,7 @@ def user_traits(seed: int, uid: np.ndarray) -> dict[str, np.ndarray]:
     """Per-user listening habits, keyed by the user index (the same for every window)."""
     zero = np.zeros_like(uid)
     return {
-        "active": 0.05 + 0.55 * uniform(seed, uid, zero, 101) ** 1.3,
+        "active": 0.06 + 0.64 * uniform(seed, uid, zero, 101) ** 1.3,
         "volume": np.log(18.0) + 0.7 * normal(seed, uid, zero, 102),
         "complete": 0.45 + 0.4 * uniform(seed, uid, zero, 103),
         "unique": 0.45 + 0.5 * uniform(seed, uid, zero, 104),
