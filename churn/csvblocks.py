@@ -193,7 +193,7 @@ class _Quarantine:
 def _contract_failures(frame: pd.DataFrame, table: Table, quarantine: _Quarantine) -> None:
     """Check rows against the table's pandera contract; failing rows get the check's name as reason."""
     try:
-        row_schema(table.name, dates_as_days=True).validate(frame, lazy=True)
+        row_schema(table.name, dates_as_days=True).validate(frame, lazy=True, inplace=True)  # no copy
     except pandera.errors.SchemaErrors as errors:
         cases = errors.failure_cases.dropna(subset=["index"])
         for (column, check), group in cases.groupby(["column", "check"], sort=False):
