@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -149,6 +150,24 @@ def oracle_decisions(chunk: Chunk) -> pa.Table:
     )
 
 
+def cohort_oracle(chunk: Chunk, labels: pd.DataFrame) -> pa.Table:
+    """The true churn probability of each user of a cohort: the decision at the expiry the rule measures.
+
+    `labels` are the rule's output keyed by `uid` (with `expiry`); each decision has its own expiry day.
+    """
+    d = chunk.timeline.decisions
+    decisions = pd.DataFrame({"uid": d["uid"], "expiry": d["expiry"], "churn_probability": d["probability"],
+                              "planted_is_churn": d["is_churn"].astype(np.int8)})  # fmt: skip
+    joined = labels.merge(decisions, on=["uid", "expiry"], how="inner")
+    return pa.table(
+        {
+            "msno": chunk.msno(joined["uid"].to_numpy()),
+            "churn_probability": joined["churn_probability"].to_numpy(),
+            "planted_is_churn": joined["planted_is_churn"].to_numpy(),
+        }
+    )
+
+
 # -- the history dump ----------------------------------------------------------------------------------
 @dataclass
 class _Writers:
@@ -198,9 +217,16 @@ def write_dump(lake: Lake, profile: Profile, seed: int) -> dict[str, object]:
             tx_all = _chunk_tx_table(chunk)
             for name, cohort in DUMP_COHORTS.items():
                 labels = label_cohort(tx_all, cohort, key="uid")
+                lake.write_parquet(
+                    f"{ORACLE_PREFIX}/cohort={cohort}/part-{index:05d}.parquet", cohort_oracle(chunk, labels)
+                )
                 writers.write(name, pa.table({"msno": chunk.msno(labels["uid"].to_numpy()),
                                               "is_churn": labels["is_churn"].astype(np.int32)}))  # fmt: skip
             submission = label_cohort(tx_all, SUBMISSION_COHORT, key="uid")
+            lake.write_parquet(
+                f"{ORACLE_PREFIX}/cohort={SUBMISSION_COHORT}/part-{index:05d}.parquet",
+                cohort_oracle(chunk, submission),
+            )
             writers.write(kkbox.SAMPLE_SUBMISSION, pa.table({
                 "msno": chunk.msno(submission["uid"].to_numpy()),
                 "is_churn": np.zeros(len(submission), np.int32),

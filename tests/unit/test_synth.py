@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from pathlib import Path
@@ -161,8 +162,6 @@ def test_label_rule_recovers_the_planted_decisions(simulated: tuple[pa.Table, pd
 
 
 def test_daily_drops_continue_the_same_users(dump: Path, tmp_path: Path) -> None:
-    import datetime as dt
-
     lake = Lake(str(dump.parent))
     profile = get_profile("tiny")
     write_daily(lake, profile, 7, dt.date(2017, 4, 1), dt.date(2017, 4, 3))
@@ -181,3 +180,46 @@ def test_daily_drops_continue_the_same_users(dump: Path, tmp_path: Path) -> None
     for table in ("members", "transactions", "user_logs"):
         path = kkbox.daily_path(table, dt.date(2017, 4, 2))
         assert alone.read_text(path) == lake.read_text(path), table  # a day is the same in any range
+
+
+def test_oracle_gives_each_labelled_user_a_true_probability(dump: Path) -> None:
+    lake = Lake(str(dump.parent))
+    for name, cohort in (("train.csv", "2017-02"), ("train_v2.csv", "2017-03")):
+        labels = read(dump, name)
+        oracle = lake.read_parquet(f"synth/oracle/cohort={cohort}").to_pandas()
+        joined = labels.merge(oracle, on="msno", how="left")
+        assert joined["churn_probability"].notna().all(), name
+        assert joined["churn_probability"].between(0, 1).all()
+        assert (joined["planted_is_churn"] == joined["is_churn"]).mean() >= 0.99
+        # The oracle separates churners well but not perfectly: the outcome stays uncertain.
+        assert (
+            joined.loc[joined["is_churn"] == 1, "churn_probability"].mean()
+            > 2 * joined["churn_probability"].mean()
+        )
+        assert joined.loc[joined["is_churn"] == 1, "churn_probability"].median() < 0.9
+
+
+def _auc(score: np.ndarray, label: np.ndarray) -> float:
+    ranks = pd.Series(score).rank().to_numpy()
+    positives = label == 1
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def test_no_single_transaction_field_gives_the_label_away(simulated: tuple[pa.Table, pd.DataFrame]) -> None:
+    tx, _ = simulated
+    labels = label_cohort(tx, "2017-02", key="uid")
+    frame = tx.to_pandas()
+    before = frame[frame["transaction_date"] <= kkbox.day_number(dt.date(2017, 1, 31))]  # the cohort's cutoff
+    last = before.sort_values(["uid", "transaction_date", "is_cancel"]).groupby("uid").last()
+    joined = labels.join(last, on="uid")
+    y = joined["is_churn"].to_numpy()
+    for column in (
+        "is_auto_renew",
+        "is_cancel",
+        "payment_plan_days",
+        "actual_amount_paid",
+        "payment_method_id",
+    ):
+        auc = _auc(joined[column].to_numpy(dtype=float), y)
+        assert 0.2 < auc < 0.85, (column, auc)  # informative at most, never decisive
