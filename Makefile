@@ -74,6 +74,11 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answ
 	 $(BIN)/churn synth --profile demo --seed $(DEMO_SEED) --daily $(DEMO_DAYS); \
 	 echo "== ingest Bronze -> Silver"; \
 	 $(BIN)/churn ingest; \
+	 echo "== Gold: labels of the Feb/Mar 2017 cohorts, features at their snapshots"; \
+	 $(BIN)/churn labels --cohort 2017-02; \
+	 $(BIN)/churn labels --cohort 2017-03; \
+	 $(BIN)/churn features --as-of 2017-01-31; \
+	 $(BIN)/churn features --as-of 2017-02-28; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)

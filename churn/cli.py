@@ -108,14 +108,37 @@ def ingest(
 
 @app.command()
 def labels(cohort: Annotated[str, typer.Option(help="Cohort month YYYY-MM.")]) -> None:
-    """Build Gold labels for a cohort month with the WSDM churn rule."""
-    _not_built("labels", "labels and features")
+    """Build Gold labels for a cohort month with the WSDM churn rule (or the released label file)."""
+    from churn.gold import build_labels
+    from churn.lake import Lake
+    from churn.logs import new_run_id, run_context
+
+    settings = get_settings()
+    lake = Lake.from_settings(settings)
+    with run_context("labels", new_run_id("labels", cohort)) as run_id:
+        manifest = build_labels(lake, settings, cohort, run_id)
+    typer.echo(
+        f"labels {cohort}: {manifest['rows']:,} users from {manifest['source']} -> "
+        f"{lake.uri(f'gold/labels/cohort={cohort}')} ({manifest['seconds']} s)"
+    )
 
 
 @app.command()
 def features(as_of: Annotated[str, typer.Option("--as-of", help="Snapshot date YYYY-MM-DD.")]) -> None:
-    """Build Gold features as of a date (point-in-time)."""
-    _not_built("features", "labels and features")
+    """Build Gold features as of a date (point-in-time: only rows dated on or before it)."""
+    from churn.gold import build_gold_features, features_prefix, parse_date
+    from churn.lake import Lake
+    from churn.logs import new_run_id, run_context
+
+    settings = get_settings()
+    lake = Lake.from_settings(settings)
+    day = parse_date(as_of, "--as-of")
+    with run_context("features", new_run_id("features", as_of)) as run_id:
+        manifest = build_gold_features(lake, settings, day, run_id)
+    typer.echo(
+        f"features as of {as_of}: {manifest['rows']:,} users x {len(manifest['features'])} features "
+        f"(spec {manifest['spec_hash']}) -> {lake.uri(features_prefix(day))} ({manifest['seconds']} s)"
+    )
 
 
 @app.command()

@@ -406,18 +406,25 @@ def silver_parts(lake: Lake, table: str, bucket: int | None = None) -> list[str]
 
 
 def read_silver(
-    lake: Lake, table: str, bucket: int | None = None, columns: list[str] | None = None
+    lake: Lake,
+    table: str,
+    bucket: int | None = None,
+    columns: list[str] | None = None,
+    filters: list[tuple[str, str, object]] | None = None,
 ) -> pa.Table:
     """Read a Silver table (or one bucket) with its Silver schema; `users` gives user_id -> msno.
 
-    Empty (with the schema) when nothing is ingested yet.
+    `filters` (pyarrow's DNF, e.g. [("user_id", "=", k)]) prune row groups by their statistics: parts are
+    sorted by user and date, so one user's rows cost a few row groups. Empty (with the schema) when
+    nothing is ingested yet.
     """
     full = kkbox.USERS if table == "users" else kkbox.TABLES[table].schema
     schema = full if columns is None else pa.schema([full.field(c) for c in columns])
     parts = silver_parts(lake, table, bucket)
     if not parts:
         return schema.empty_table()
-    result = pa.concat_tables([lake.read_parquet(p, columns=columns) for p in parts]).cast(schema)
+    tables = [lake.read_parquet(p, columns=columns, filters=filters) for p in parts]
+    result = pa.concat_tables([t.cast(schema) for t in tables])
     if table == "users":  # a user appears once per source that mentions them
-        result = result.group_by(schema.names).aggregate([]).cast(schema)
+        result = result.group_by(schema.names).aggregate([]).sort_by("user_id").cast(schema)
     return result

@@ -1,0 +1,269 @@
+"""Point-in-time features per user, from one implementation used in batch (Gold) and live (/predict).
+
+`build_features` turns the Silver rows of any set of users into one row per user as of a date D, using
+only log rows dated on or before D and transactions dated on or before D. The batch build runs it on each
+Silver bucket as a Dask task; the live path runs it on one user's rows. Same code, same numbers.
+
+The specification (`SPEC`) is declarative: each feature has a name, a group and a description, and the
+listening features are generated from `WINDOWS` x metrics. Its hash identifies the feature set in manifests
+and in the model's lineage.
+
+Cleaning rules, applied here and nowhere else: bd outside 1..100 is missing; empty gender is its own
+category (unknown); total_secs is clipped to 0..86,400 per day; an expiry before 2000 is missing; ratios
+with a zero denominator are missing (NaN), never infinite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn.kkbox import EPOCH
+from churn.labels import order_transactions
+
+WINDOWS = (7, 14, 30, 90, 180)
+PLAY_COLUMNS = ("num_25", "num_50", "num_75", "num_985", "num_100")
+SECONDS_PER_DAY = 86_400.0
+MIN_VALID_EXPIRY = (dt.date(2000, 1, 1) - EPOCH).days
+LAPSE_DAYS = 30
+GENDERS = {"male": 1, "female": 2}  # 0 = unknown
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input: its name, its group and what it means."""
+
+    name: str
+    group: str
+    description: str
+
+
+def _listening_spec() -> list[Feature]:
+    spec = []
+    for w in WINDOWS:
+        spec += [
+            Feature(
+                f"secs_{w}d",
+                "listening",
+                f"seconds played in the last {w} days (per-day clipped to 0..86400)",
+            ),
+            Feature(f"plays_{w}d", "listening", f"songs played in the last {w} days"),
+            Feature(f"active_days_{w}d", "listening", f"days with any listening in the last {w} days"),
+            Feature(
+                f"complete_ratio_{w}d", "listening", f"share of plays over 98.5% complete, last {w} days"
+            ),
+            Feature(f"unique_ratio_{w}d", "listening", f"unique songs per play, last {w} days"),
+        ]
+    spec += [
+        Feature("secs_trend_7_30", "listening", "daily seconds of the last 7 days over those of the last 30"),
+        Feature(
+            "secs_trend_30_90", "listening", "daily seconds of the last 30 days over those of the last 90"
+        ),
+        Feature(
+            "active_trend_7_30", "listening", "active-day rate of the last 7 days over that of the last 30"
+        ),
+        Feature(
+            "days_since_listen", "listening", "days since the last listening day (missing: none in 180 days)"
+        ),
+    ]
+    return spec
+
+
+SPEC: tuple[Feature, ...] = (
+    Feature("last_plan_days", "transactions", "payment_plan_days of the last transaction"),
+    Feature("last_list_price", "transactions", "plan_list_price of the last transaction"),
+    Feature("last_paid", "transactions", "actual_amount_paid of the last transaction"),
+    Feature("last_discount", "transactions", "list price minus amount paid, last transaction"),
+    Feature("last_payment_method", "transactions", "payment_method_id of the last transaction"),
+    Feature("last_auto_renew", "transactions", "is_auto_renew of the last transaction"),
+    Feature("last_is_cancel", "transactions", "is_cancel of the last transaction"),
+    Feature("days_to_expiry", "transactions", "membership expiry minus D (missing for expiries before 2000)"),
+    Feature("days_since_transaction", "transactions", "D minus the last transaction date"),
+    Feature("tenure_days", "transactions", "D minus the first transaction date"),
+    Feature("n_transactions", "transactions", "transactions up to D"),
+    Feature("n_cancels", "transactions", "cancellations up to D"),
+    Feature("n_renewals", "transactions", "non-cancel transactions up to D"),
+    Feature("auto_renew_share", "transactions", "share of transactions with auto-renewal"),
+    Feature(
+        "n_lapses", "transactions", "earlier gaps of 30+ days between an expiry and the next transaction"
+    ),
+    Feature("total_paid", "transactions", "sum of actual_amount_paid up to D"),
+    Feature("city", "members", "city code (1 is mostly unknown)"),
+    Feature("age", "members", "bd where 1..100, else missing"),
+    Feature("gender", "members", "0 unknown, 1 male, 2 female"),
+    Feature("registered_via", "members", "registration channel"),
+    Feature("registration_days", "members", "D minus registration_init_time (missing if later or unknown)"),
+    Feature("has_member_row", "members", "1 when a members row exists"),
+    *_listening_spec(),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in SPEC)
+CATEGORICAL: tuple[str, ...] = ("last_payment_method", "city", "gender", "registered_via")
+SPEC_HASH = hashlib.sha256(
+    json.dumps({"spec": [asdict(f) for f in SPEC], "windows": WINDOWS, "version": 1}, sort_keys=True).encode()
+).hexdigest()[:16]
+
+TRANSACTION_COLUMNS = [
+    "user_id", "payment_method_id", "payment_plan_days", "plan_list_price", "actual_amount_paid",
+    "is_auto_renew", "transaction_date", "membership_expire_date", "is_cancel",
+]  # fmt: skip
+LOG_COLUMNS = ["user_id", "date", *PLAY_COLUMNS, "num_unq", "total_secs"]
+MEMBER_COLUMNS = ["user_id", "city", "bd", "gender", "registered_via", "registration_init_time"]
+
+
+def day_number(value: dt.date) -> int:
+    """Days since 1970-01-01."""
+    return (value - EPOCH).days
+
+
+def _days(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return column.cast(pa.int32()).to_numpy().astype(np.int64)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is zero (explicitly, no inf, no warning)."""
+    out = np.full(numerator.shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator != 0)
+    return out
+
+
+def _transaction_features(tx: pa.Table, as_of: int) -> pd.DataFrame:
+    """Features of the transactions dated on or before D, one row per user with any."""
+    ordered = order_transactions(tx, "user_id")
+    frame = pd.DataFrame(
+        {
+            "user_id": ordered["user_id"].to_numpy(),
+            "date": _days(ordered["transaction_date"]),
+            "expire": _days(ordered["membership_expire_date"]),
+            "plan_days": ordered["payment_plan_days"].to_numpy().astype(np.float64),
+            "price": ordered["plan_list_price"].to_numpy().astype(np.float64),
+            "paid": ordered["actual_amount_paid"].to_numpy().astype(np.float64),
+            "method": ordered["payment_method_id"].to_numpy().astype(np.float64),
+            "auto": ordered["is_auto_renew"].to_numpy().astype(np.float64),
+            "cancel": ordered["is_cancel"].to_numpy().astype(np.float64),
+        }
+    )
+    groups = frame.groupby("user_id", sort=True)
+    last = groups.tail(1).set_index("user_id")
+    first_date = groups["date"].min()
+    same_user_next = frame["user_id"].shift(-1) == frame["user_id"]
+    gap = frame["date"].shift(-1) - frame["expire"]
+    lapse = (same_user_next & (gap >= LAPSE_DAYS) & (frame["expire"] >= MIN_VALID_EXPIRY)).astype(np.int64)
+    expiry = last["expire"].to_numpy()
+    result = pd.DataFrame(
+        {
+            "last_plan_days": last["plan_days"],
+            "last_list_price": last["price"],
+            "last_paid": last["paid"],
+            "last_discount": last["price"] - last["paid"],
+            "last_payment_method": last["method"],
+            "last_auto_renew": last["auto"],
+            "last_is_cancel": last["cancel"],
+            "days_to_expiry": np.where(expiry >= MIN_VALID_EXPIRY, expiry - as_of, np.nan),
+            "days_since_transaction": (as_of - last["date"]).astype(np.float64),
+            "tenure_days": (as_of - first_date.reindex(last.index)).astype(np.float64),
+            "n_transactions": groups.size().reindex(last.index).astype(np.float64),
+            "n_cancels": groups["cancel"].sum().reindex(last.index),
+            "n_renewals": (groups.size() - groups["cancel"].sum()).reindex(last.index).astype(np.float64),
+            "auto_renew_share": groups["auto"].mean().reindex(last.index),
+            "n_lapses": lapse.groupby(frame["user_id"]).sum().reindex(last.index).astype(np.float64),
+            "total_paid": groups["paid"].sum().reindex(last.index),
+        },
+        index=last.index,
+    )
+    return result
+
+
+def _member_features(members: pa.Table, users: pd.Index, as_of: int) -> pd.DataFrame:
+    """Cleaned member attributes for `users` (missing rows give missing values and has_member_row 0)."""
+    frame = members.to_pandas().drop_duplicates("user_id", keep="last").set_index("user_id").reindex(users)
+    bd = frame["bd"].astype(np.float64)
+    registered = frame["registration_init_time"]
+    registration = (
+        pd.to_datetime(registered).to_numpy().astype("datetime64[D]").astype(np.int64).astype(np.float64)
+    )
+    registration[registered.isna().to_numpy()] = np.nan
+    registration_days = as_of - registration
+    return pd.DataFrame(
+        {
+            "city": frame["city"].astype(np.float64),
+            "age": bd.where((bd >= 1) & (bd <= 100)),
+            "gender": frame["gender"].map(GENDERS).fillna(0).astype(np.float64),
+            "registered_via": frame["registered_via"].astype(np.float64),
+            "registration_days": np.where(registration_days >= 0, registration_days, np.nan),
+            "has_member_row": frame["city"].notna().astype(np.float64),
+        },
+        index=users,
+    )
+
+
+def _listening_features(logs: pa.Table, users: pd.Index, as_of: int) -> pd.DataFrame:
+    """Window sums and ratios over the log rows of the last 180 days up to D, for `users`."""
+    n = len(users)
+    user_ids = logs["user_id"].to_numpy()
+    position = users.get_indexer(user_ids)
+    age = as_of - _days(logs["date"])
+    keep = (position >= 0) & (age >= 0) & (age < max(WINDOWS))
+    position, age = position[keep], age[keep]
+    secs = np.clip(logs["total_secs"].to_numpy()[keep], 0.0, SECONDS_PER_DAY)
+    plays = sum(logs[c].to_numpy()[keep].astype(np.float64) for c in PLAY_COLUMNS)
+    complete = logs["num_100"].to_numpy()[keep].astype(np.float64)
+    unique = logs["num_unq"].to_numpy()[keep].astype(np.float64)
+
+    out: dict[str, np.ndarray] = {}
+    for w in WINDOWS:
+        inside = age < w
+        idx = position[inside]
+        out[f"secs_{w}d"] = np.bincount(idx, weights=secs[inside], minlength=n)
+        window_plays = np.bincount(idx, weights=plays[inside], minlength=n)
+        out[f"plays_{w}d"] = window_plays
+        out[f"active_days_{w}d"] = np.bincount(idx, minlength=n).astype(np.float64)
+        out[f"complete_ratio_{w}d"] = _ratio(
+            np.bincount(idx, weights=complete[inside], minlength=n), window_plays
+        )
+        out[f"unique_ratio_{w}d"] = _ratio(
+            np.bincount(idx, weights=unique[inside], minlength=n), window_plays
+        )
+    out["secs_trend_7_30"] = _ratio(out["secs_7d"] / 7, out["secs_30d"] / 30)
+    out["secs_trend_30_90"] = _ratio(out["secs_30d"] / 30, out["secs_90d"] / 90)
+    out["active_trend_7_30"] = _ratio(out["active_days_7d"] / 7, out["active_days_30d"] / 30)
+    youngest = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(youngest, position, age)
+    out["days_since_listen"] = np.where(youngest == np.iinfo(np.int64).max, np.nan, youngest).astype(
+        np.float64
+    )
+    return pd.DataFrame(out, index=users)
+
+
+def build_features(
+    members: pa.Table, transactions: pa.Table, logs: pa.Table, users: pa.Table, as_of: dt.date
+) -> pd.DataFrame:
+    """One row per user with a transaction on or before `as_of`: msno, user_id and every feature of SPEC.
+
+    Inputs are Silver-shaped tables (any superset of the users and dates needed); rows dated after
+    `as_of` are ignored here, so callers may pass more than they filtered.
+    """
+    day = day_number(as_of)
+    tx = transactions.select(TRANSACTION_COLUMNS)
+    tx = tx.filter(pc.less_equal(tx["transaction_date"].cast(pa.int32()), day))
+    tx_features = _transaction_features(tx, day)
+    index = tx_features.index
+    frame = pd.concat(
+        [
+            tx_features,
+            _member_features(members.select(MEMBER_COLUMNS), index, day),
+            _listening_features(logs.select(LOG_COLUMNS), index, day),
+        ],
+        axis=1,
+    )
+    names = users.to_pandas().drop_duplicates("user_id").set_index("user_id")["msno"]
+    frame.insert(0, "msno", names.reindex(index).to_numpy())
+    frame = frame.reset_index()
+    frame[list(FEATURE_NAMES)] = frame[list(FEATURE_NAMES)].astype(np.float64)
+    return frame[["msno", "user_id", *FEATURE_NAMES]]
