@@ -38,7 +38,7 @@ started = time.perf_counter()
 elapsed = time.perf_counter() - started
 usage = resource.getrusage
 peak = max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss)
-print(elapsed, peak)
+print("BENCH-RESULT", elapsed, peak)
 """
 
 
@@ -57,7 +57,13 @@ def timed_child(setup: str, body: str, env: dict[str, str] | None = None) -> tup
     )
     if result.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{result.stderr[-3000:]}")
-    seconds, peak_kb = result.stdout.strip().splitlines()[-1].split()
+    lines = [x for x in result.stdout.splitlines() if x.startswith("BENCH-RESULT ")]
+    if not lines:
+        raise RuntimeError(
+            f"benchmark child printed no result:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    line = lines[-1]
+    _, seconds, peak_kb = line.split()
     return float(seconds), int(peak_kb) * 1024
 
 
