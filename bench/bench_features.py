@@ -10,12 +10,11 @@ Run: `python -m bench.bench_features [--users N]`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 
-from bench.common import bench_lake, repeat, report
+from bench.common import bench_lake, repeat, report, users_argument
 
 TARGET_RATIO = 2.0
 TARGET_RSS = 4 * 1024**3
@@ -78,18 +77,14 @@ LEFT JOIN members USING (user_id) LEFT JOIN listening USING (user_id)
 
 def main() -> None:
     """Ingest the bench data once if needed, then measure both sides and print the summary line."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--users", type=int, default=None, help="smaller bench data (default: the bench profile)"
-    )
-    args = parser.parse_args()
-    lake = bench_lake("bench", args.users)
+    users = users_argument(__doc__)
+    lake = bench_lake("bench", users)
     if not (lake / "silver" / "_layout.json").exists():
         print(f"bench: ingesting {lake} once ...", flush=True)
         subprocess.run([sys.executable, "-m", "churn.cli", "ingest"], check=True,
                        env={**os.environ, "CHURN_LAKE_URL": str(lake)})  # fmt: skip
     silver = str(lake / "silver")
-    times = 3 if args.users else 1
+    times = 3 if users else 1
 
     sql = reference_sql(silver)
     reference_setup = (
@@ -112,14 +107,15 @@ settings = Settings(lake_url={str(lake)!r}, dask_workers=2, dask_threads_per_wor
 
     import pyarrow.parquet as pq
 
-    users = pq.read_metadata(next((lake / "gold" / "features" / f"as_of={AS_OF}").glob("*.parquet"))).num_rows
+    gold = lake / "gold" / "features" / f"as_of={AS_OF}"
+    feature_rows = sum(pq.read_metadata(p).num_rows for p in gold.glob("*.parquet"))
     log_rows = sum(pq.read_metadata(p).num_rows for p in (lake / "silver" / "user_logs").rglob("*.parquet"))
     ratio = ours / reference
     figures = {
         "lake": str(lake), "as_of": AS_OF, "silver_log_rows": log_rows, "repetitions": times,
         "ours_s": round(ours, 3), "reference_s": round(reference, 3), "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO, "ours_peak_rss": ours_rss, "reference_peak_rss": reference_rss,
-        "target_rss": TARGET_RSS, "users_in_first_part": users,
+        "target_rss": TARGET_RSS, "feature_rows": feature_rows,
     }  # fmt: skip
     report(
         "features",

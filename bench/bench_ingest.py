@@ -12,11 +12,10 @@ Target: ours <= 2x the reference, peak RSS <= 3 GB. Run: `python -m bench.bench_
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 
-from bench.common import DATA, bench_lake, repeat, report
+from bench.common import DATA, bench_lake, repeat, report, users_argument
 
 TARGET_RATIO = 2.0
 TARGET_RSS = 3 * 1024**3
@@ -24,12 +23,8 @@ TARGET_RSS = 3 * 1024**3
 
 def main() -> None:
     """Measure both sides on the same file and print the summary line."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--users", type=int, default=None, help="smaller bench data (default: the bench profile)"
-    )
-    args = parser.parse_args()
-    lake = bench_lake("bench", args.users)
+    users = users_argument(__doc__)
+    lake = bench_lake("bench", users)
     source = lake / "bronze" / "user_logs.csv"
     size = source.stat().st_size
     work = DATA / "ingest-work"

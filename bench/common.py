@@ -18,6 +18,17 @@ DATA = ROOT / "data"
 RESULTS = ROOT / "results"
 
 
+def users_argument(description: str | None) -> int | None:
+    """The `--users N` option every benchmark takes: smaller bench data than the bench profile."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--users", type=int, default=None, help="smaller bench data (default: the bench profile)"
+    )
+    return parser.parse_args().users
+
+
 def bench_lake(profile: str = "bench", users: int | None = None) -> Path:
     """The lake folder holding the generator's dump for a profile, generated once and reused."""
     name = profile if users is None else f"{profile}-{users}"
