@@ -133,81 +133,92 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def _transaction_features(tx: pa.Table, as_of: int) -> pd.DataFrame:
-    """Features of the transactions dated on or before D, one row per user with any."""
+def _first_positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each wanted key, the position of its last occurrence in `keys`, or -1 (any sizes, no pandas
+    groupby: the live path calls this on a few rows and must stay fast)."""
+    if keys.size == 0:
+        return np.full(wanted.shape, -1, dtype=np.int64)
+    reversed_keys = keys[::-1]
+    unique, first_in_reversed = np.unique(reversed_keys, return_index=True)
+    last = keys.size - 1 - first_in_reversed
+    found = np.searchsorted(unique, wanted)
+    found = np.clip(found, 0, unique.size - 1)
+    return np.where(unique[found] == wanted, last[found], -1)
+
+
+def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values[positions] as float64, NaN where the position is -1."""
+    out = np.full(positions.shape, np.nan)
+    hit = positions >= 0
+    out[hit] = values[positions[hit]]
+    return out
+
+
+def _transaction_features(tx: pa.Table, as_of: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(users, features) for the users with a transaction dated on or before D (rows already cut at D)."""
     ordered = order_transactions(tx, "user_id")
-    frame = pd.DataFrame(
-        {
-            "user_id": ordered["user_id"].to_numpy(),
-            "date": _days(ordered["transaction_date"]),
-            "expire": _days(ordered["membership_expire_date"]),
-            "plan_days": ordered["payment_plan_days"].to_numpy().astype(np.float64),
-            "price": ordered["plan_list_price"].to_numpy().astype(np.float64),
-            "paid": ordered["actual_amount_paid"].to_numpy().astype(np.float64),
-            "method": ordered["payment_method_id"].to_numpy().astype(np.float64),
-            "auto": ordered["is_auto_renew"].to_numpy().astype(np.float64),
-            "cancel": ordered["is_cancel"].to_numpy().astype(np.float64),
-        }
-    )
-    groups = frame.groupby("user_id", sort=True)
-    last = groups.tail(1).set_index("user_id")
-    first_date = groups["date"].min()
-    same_user_next = frame["user_id"].shift(-1) == frame["user_id"]
-    gap = frame["date"].shift(-1) - frame["expire"]
-    lapse = (same_user_next & (gap >= LAPSE_DAYS) & (frame["expire"] >= MIN_VALID_EXPIRY)).astype(np.int64)
-    expiry = last["expire"].to_numpy()
-    result = pd.DataFrame(
-        {
-            "last_plan_days": last["plan_days"],
-            "last_list_price": last["price"],
-            "last_paid": last["paid"],
-            "last_discount": last["price"] - last["paid"],
-            "last_payment_method": last["method"],
-            "last_auto_renew": last["auto"],
-            "last_is_cancel": last["cancel"],
-            "days_to_expiry": np.where(expiry >= MIN_VALID_EXPIRY, expiry - as_of, np.nan),
-            "days_since_transaction": (as_of - last["date"]).astype(np.float64),
-            "tenure_days": (as_of - first_date.reindex(last.index)).astype(np.float64),
-            "n_transactions": groups.size().reindex(last.index).astype(np.float64),
-            "n_cancels": groups["cancel"].sum().reindex(last.index),
-            "n_renewals": (groups.size() - groups["cancel"].sum()).reindex(last.index).astype(np.float64),
-            "auto_renew_share": groups["auto"].mean().reindex(last.index),
-            "n_lapses": lapse.groupby(frame["user_id"]).sum().reindex(last.index).astype(np.float64),
-            "total_paid": groups["paid"].sum().reindex(last.index),
-        },
-        index=last.index,
-    )
-    return result
+    uid = ordered["user_id"].to_numpy()
+    if uid.size == 0:
+        return uid, {}
+    col = {c: ordered[c].to_numpy().astype(np.float64) for c in [*TRANSACTION_COLUMNS[1:6], "is_cancel"]}
+    date, expire = _days(ordered["transaction_date"]), _days(ordered["membership_expire_date"])
+    starts = np.flatnonzero(np.r_[True, uid[1:] != uid[:-1]])
+    last = np.r_[starts[1:], uid.size] - 1
+    count = (last - starts + 1).astype(np.float64)
+    same_user_next = np.r_[uid[1:] == uid[:-1], False]
+    gap = np.r_[date[1:], 0] - expire
+    lapse = (same_user_next & (gap >= LAPSE_DAYS) & (expire >= MIN_VALID_EXPIRY)).astype(np.float64)
+    cancels = np.add.reduceat(col["is_cancel"], starts)
+    expiry = expire[last]
+    features = {
+        "last_plan_days": col["payment_plan_days"][last],
+        "last_list_price": col["plan_list_price"][last],
+        "last_paid": col["actual_amount_paid"][last],
+        "last_discount": col["plan_list_price"][last] - col["actual_amount_paid"][last],
+        "last_payment_method": col["payment_method_id"][last],
+        "last_auto_renew": col["is_auto_renew"][last],
+        "last_is_cancel": col["is_cancel"][last],
+        "days_to_expiry": np.where(expiry >= MIN_VALID_EXPIRY, expiry - as_of, np.nan),
+        "days_since_transaction": (as_of - date[last]).astype(np.float64),
+        "tenure_days": (as_of - np.minimum.reduceat(date, starts)).astype(np.float64),
+        "n_transactions": count,
+        "n_cancels": cancels,
+        "n_renewals": count - cancels,
+        "auto_renew_share": np.add.reduceat(col["is_auto_renew"], starts) / count,
+        "n_lapses": np.add.reduceat(lapse, starts),
+        "total_paid": np.add.reduceat(col["actual_amount_paid"], starts),
+    }
+    return uid[starts], features
 
 
-def _member_features(members: pa.Table, users: pd.Index, as_of: int) -> pd.DataFrame:
-    """Cleaned member attributes for `users` (missing rows give missing values and has_member_row 0)."""
-    frame = members.to_pandas().drop_duplicates("user_id", keep="last").set_index("user_id").reindex(users)
-    bd = frame["bd"].astype(np.float64)
-    registered = frame["registration_init_time"]
-    registration = (
-        pd.to_datetime(registered).to_numpy().astype("datetime64[D]").astype(np.int64).astype(np.float64)
-    )
-    registration[registered.isna().to_numpy()] = np.nan
-    registration_days = as_of - registration
-    return pd.DataFrame(
-        {
-            "city": frame["city"].astype(np.float64),
-            "age": bd.where((bd >= 1) & (bd <= 100)),
-            "gender": frame["gender"].map(GENDERS).fillna(0).astype(np.float64),
-            "registered_via": frame["registered_via"].astype(np.float64),
-            "registration_days": np.where(registration_days >= 0, registration_days, np.nan),
-            "has_member_row": frame["city"].notna().astype(np.float64),
-        },
-        index=users,
-    )
+def _member_features(members: pa.Table, users: np.ndarray, as_of: int) -> dict[str, np.ndarray]:
+    """Cleaned member attributes for `users` (no row: missing values and has_member_row 0)."""
+    at = _first_positions(members["user_id"].to_numpy(), users)
+    bd = _take(members["bd"].to_numpy().astype(np.float64), at)
+    gender_codes = np.zeros(members.num_rows)
+    for name, code in GENDERS.items():
+        gender_codes[
+            pc.fill_null(pc.equal(members["gender"], name), False).to_numpy(zero_copy_only=False)
+        ] = code
+    registration_days = as_of - _take(_days(members["registration_init_time"]).astype(np.float64), at)
+    return {
+        "city": _take(members["city"].to_numpy().astype(np.float64), at),
+        "age": np.where((bd >= 1) & (bd <= 100), bd, np.nan),
+        "gender": np.nan_to_num(_take(gender_codes, at), nan=0.0),
+        "registered_via": _take(members["registered_via"].to_numpy().astype(np.float64), at),
+        "registration_days": np.where(registration_days >= 0, registration_days, np.nan),
+        "has_member_row": (at >= 0).astype(np.float64),
+    }
 
 
-def _listening_features(logs: pa.Table, users: pd.Index, as_of: int) -> pd.DataFrame:
-    """Window sums and ratios over the log rows of the last 180 days up to D, for `users`."""
-    n = len(users)
+def _listening_features(logs: pa.Table, users: np.ndarray, as_of: int) -> dict[str, np.ndarray]:
+    """Window sums and ratios over the log rows of the last 180 days up to D, for `users` (sorted)."""
+    n = users.size
     user_ids = logs["user_id"].to_numpy()
-    position = users.get_indexer(user_ids)
+    position = np.searchsorted(users, user_ids)
+    position = np.where(
+        (position < n) & (users[np.clip(position, 0, max(n - 1, 0))] == user_ids), position, -1
+    )
     age = as_of - _days(logs["date"])
     keep = (position >= 0) & (age >= 0) & (age < max(WINDOWS))
     position, age = position[keep], age[keep]
@@ -238,7 +249,7 @@ def _listening_features(logs: pa.Table, users: pd.Index, as_of: int) -> pd.DataF
     out["days_since_listen"] = np.where(youngest == np.iinfo(np.int64).max, np.nan, youngest).astype(
         np.float64
     )
-    return pd.DataFrame(out, index=users)
+    return out
 
 
 def build_features(
@@ -247,23 +258,30 @@ def build_features(
     """One row per user with a transaction on or before `as_of`: msno, user_id and every feature of SPEC.
 
     Inputs are Silver-shaped tables (any superset of the users and dates needed); rows dated after
-    `as_of` are ignored here, so callers may pass more than they filtered.
+    `as_of` are ignored here, so callers may pass more than they filtered. Plain numpy over sorted keys,
+    so a whole bucket and a single user go through exactly the same arithmetic.
     """
     day = day_number(as_of)
     tx = transactions.select(TRANSACTION_COLUMNS)
     tx = tx.filter(pc.less_equal(tx["transaction_date"].cast(pa.int32()), day))
-    tx_features = _transaction_features(tx, day)
-    index = tx_features.index
-    frame = pd.concat(
-        [
-            tx_features,
-            _member_features(members.select(MEMBER_COLUMNS), index, day),
-            _listening_features(logs.select(LOG_COLUMNS), index, day),
-        ],
-        axis=1,
-    )
-    names = users.to_pandas().drop_duplicates("user_id").set_index("user_id")["msno"]
-    frame.insert(0, "msno", names.reindex(index).to_numpy())
-    frame = frame.reset_index()
-    frame[list(FEATURE_NAMES)] = frame[list(FEATURE_NAMES)].astype(np.float64)
-    return frame[["msno", "user_id", *FEATURE_NAMES]]
+    population, tx_features = _transaction_features(tx, day)
+    if population.size == 0:
+        empty = {
+            c: pd.Series(dtype=object if c == "msno" else np.float64)
+            for c in ["msno", "user_id", *FEATURE_NAMES]
+        }
+        return pd.DataFrame(empty).astype({"user_id": np.int64})
+    features = {
+        **tx_features,
+        **_member_features(members.select(MEMBER_COLUMNS), population, day),
+        **_listening_features(logs.select(LOG_COLUMNS), population, day),
+    }
+    names = users["msno"].to_numpy(zero_copy_only=False)
+    at = _first_positions(users["user_id"].to_numpy(), population)
+    msno = np.where(at >= 0, names[np.clip(at, 0, max(len(names) - 1, 0))] if len(names) else None, None)
+    columns = {
+        "msno": msno,
+        "user_id": population,
+        **{name: features[name].astype(np.float64) for name in FEATURE_NAMES},
+    }
+    return pd.DataFrame(columns)

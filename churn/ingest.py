@@ -36,6 +36,7 @@ from churn.userkey import bucket_of
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+SILVER_ROW_GROUP = 32_768  # rows: small enough that one user's rows are one or two groups to read
 STATE = "silver/_state.json"
 LAYOUT = "silver/_layout.json"
 _DAILY = re.compile(r"^bronze/(?P<table>[a-z_]+)/dt=(?P<day>\d{4}-\d{2}-\d{2})/[^/]+\.csv$")
@@ -233,7 +234,7 @@ def _compact_task(
         clash = users.filter(pa.array(np.concatenate([[False], ids[1:] == ids[:-1]])))["msno"][0]
         raise IngestError(f"{source.path}: two msno values share one user key (near {clash}); report this")
     categorical = [f.name for f in rows.schema if pa.types.is_string(f.type)]  # e.g. gender
-    lake.write_parquet(target, rows, dictionary=categorical)
+    lake.write_parquet(target, rows, dictionary=categorical, row_group_rows=SILVER_ROW_GROUP)
     lake.write_parquet(users_target, users, dictionary=False)
     return rows.num_rows, duplicates
 
@@ -414,16 +415,19 @@ def read_silver(
 ) -> pa.Table:
     """Read a Silver table (or one bucket) with its Silver schema; `users` gives user_id -> msno.
 
-    `filters` (pyarrow's DNF, e.g. [("user_id", "=", k)]) prune row groups by their statistics: parts are
-    sorted by user and date, so one user's rows cost a few row groups. Empty (with the schema) when
-    nothing is ingested yet.
+    `filters` (conditions like ("user_id", "=", k) or ("date", "<=", d), all must hold) skip row groups
+    by their statistics: parts are sorted by user and date, so one user's rows cost a row group or two.
+    Empty (with the schema) when nothing is ingested yet.
     """
     full = kkbox.USERS if table == "users" else kkbox.TABLES[table].schema
     schema = full if columns is None else pa.schema([full.field(c) for c in columns])
     parts = silver_parts(lake, table, bucket)
     if not parts:
         return schema.empty_table()
-    tables = [lake.read_parquet(p, columns=columns, filters=filters) for p in parts]
+    if filters:
+        tables = [lake.read_parquet_where(p, filters, columns) for p in parts]
+    else:
+        tables = [lake.read_parquet(p, columns=columns) for p in parts]
     result = pa.concat_tables([t.cast(schema) for t in tables])
     if table == "users":  # a user appears once per source that mentions them
         result = result.group_by(schema.names).aggregate([]).sort_by("user_id").cast(schema)
