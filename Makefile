@@ -79,6 +79,10 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answ
 	 $(BIN)/churn labels --cohort 2017-03; \
 	 $(BIN)/churn features --as-of 2017-01-31; \
 	 $(BIN)/churn features --as-of 2017-02-28; \
+	 echo "== validate Silver and Gold (Data Docs under data/lake/reports/validation/)"; \
+	 $(BIN)/churn validate --stage silver --as-of $(lastword $(subst :, ,$(DEMO_DAYS))); \
+	 $(BIN)/churn validate --stage gold --as-of 2017-01-31; \
+	 $(BIN)/churn validate --stage gold --as-of 2017-02-28; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)

@@ -122,8 +122,8 @@ settings = Settings(lake_url={str(lake)!r}, dask_workers=2, dask_threads_per_wor
         figures,
         f"ours {ours:.1f} s, reference(DuckDB SQL, 2 threads) {reference:.1f} s, ratio {ratio:.2f} "
         f"(target <= {TARGET_RATIO}), Silver log rows/s {log_rows / ours / 1e6:.1f}M, "
-        f"peak RSS {ours_rss / 1e9:.2f} GB (target <= {TARGET_RSS / 1e9:.1f}), "
-        f"reference peak RSS {reference_rss / 1e9:.2f} GB",
+        f"peak RSS {ours_rss / 2**30:.2f} GiB (target <= {TARGET_RSS / 2**30:.0f}), "
+        f"reference peak RSS {reference_rss / 2**30:.2f} GiB",
     )
 
 

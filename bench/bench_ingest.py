@@ -72,8 +72,8 @@ source = Source("user_logs", "bronze/user_logs.csv", "dump-user_logs")
         figures,
         f"ours {ours:.1f} s, reference({reference_name}, 2 threads) {reference:.1f} s, ratio {ratio:.2f} "
         f"(target <= {TARGET_RATIO}), {size / ours / 1e6:.0f} MB/s, rows/s {rows / ours / 1e6:.2f}M, "
-        f"peak RSS {ours_rss / 1e9:.2f} GB (target <= {TARGET_RSS / 1e9:.1f}), "
-        f"reference peak RSS {reference_rss / 1e9:.2f} GB",
+        f"peak RSS {ours_rss / 2**30:.2f} GiB (target <= {TARGET_RSS / 2**30:.0f}), "
+        f"reference peak RSS {reference_rss / 2**30:.2f} GiB",
     )
 
 

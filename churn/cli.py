@@ -144,10 +144,28 @@ def features(as_of: Annotated[str, typer.Option("--as-of", help="Snapshot date Y
 @app.command()
 def validate(
     stage: Annotated[str, typer.Option(help="Which layer to check: silver or gold.")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Snapshot date YYYY-MM-DD (gold).")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Run date YYYY-MM-DD: freshness for silver, snapshot for gold."),
+    ] = None,
 ) -> None:
-    """Run the expectation suites; exits non-zero when an error-level expectation fails."""
-    _not_built("validate", "data validation")
+    """Run the expectation suites (Data Docs into the lake); exits non-zero when a critical one fails."""
+    from churn.gold import parse_date
+    from churn.lake import Lake
+    from churn.logs import new_run_id, run_context
+    from churn.validation import validate as run_validation
+
+    settings = get_settings()
+    lake = Lake.from_settings(settings)
+    day = parse_date(as_of, "--as-of") if as_of else None
+    with run_context("validate", new_run_id("validate", stage)) as run_id:
+        report = run_validation(lake, stage, day, run_id)
+    warnings = "".join(f"\n  {f.line()}" for f in report.failures)
+    typer.echo(
+        f"validate {stage} {report.label}: passed, {report.evaluated} expectations on "
+        f"{', '.join(f'{t} {n:,} rows' for t, n in report.rows.items())}, {len(report.failures)} warnings; "
+        f"Data Docs {report.docs_uri} ({report.seconds:.1f} s){warnings}"
+    )
 
 
 @app.command()

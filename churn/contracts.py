@@ -95,6 +95,20 @@ def row_schema(table: str, *, dates_as_days: bool = False) -> pa.DataFrameSchema
     return pa.DataFrameSchema(columns, name=f"silver.{table}", strict=False)
 
 
+@cache
+def features_schema() -> pa.DataFrameSchema:
+    """The contract of a feature frame at the Gold boundary (after the build, before training and scoring):
+    exactly the spec's columns in order, float features (missing allowed), one row per user."""
+    from churn.features import FEATURE_NAMES
+
+    columns = {
+        "msno": pa.Column(str, pa.Check.str_length(44, 44), unique=True),
+        "user_id": pa.Column("int64", unique=True),
+        **{name: pa.Column("float64", nullable=True) for name in FEATURE_NAMES},
+    }
+    return pa.DataFrameSchema(columns, strict=True, ordered=True, name="gold.features")
+
+
 def _assert_contracts_cover_tables() -> None:
     for name, table in TABLES.items():
         declared = set(FIELDS[name])

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from churn import kkbox
 from churn.compute import run_tasks
+from churn.contracts import features_schema
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES, SPEC_HASH, WINDOWS, build_features
 from churn.ingest import LAYOUT, STATE, read_silver
@@ -144,7 +145,7 @@ def _silver_for(
 
 def _feature_task(lake_url: str, options: dict[str, Any], bucket: int, as_of: dt.date, prefix: str) -> int:
     lake = Lake(lake_url, options)
-    frame = build_features(*_silver_for(lake, bucket, as_of), as_of)
+    frame = features_schema().validate(build_features(*_silver_for(lake, bucket, as_of), as_of))
     table = pa.Table.from_pandas(frame, preserve_index=False)
     lake.write_parquet(f"{prefix}/part-{bucket:03d}.parquet", table, dictionary=False)
     return len(frame)

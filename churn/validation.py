@@ -1,0 +1,301 @@
+"""Data validation gate: Great Expectations suites over Silver and Gold, with Data Docs in the lake.
+
+Each table has one suite. Every expectation carries a severity: `critical` failures stop the pipeline
+(`churn validate` exits non-zero), `warning` failures are reported only. What is checked:
+keys present and unique (one row per user-day in logs), values within range and allowed categories, dates
+not after the run's date (and, given one, logs reaching it: freshness), row counts within bounds of the
+last passing run, and for Gold no feature that is all null or constant.
+
+Results go to `reports/validation/<stage>/<date or run>/`: `summary.json` and the Data Docs site
+(`index.html` and its pages), rendered by Great Expectations into a temporary folder, then copied into
+the lake (local or S3). Row counts of a passing run are kept in `reports/validation/<stage>/_row_counts.json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.errors import ChurnError
+from churn.features import FEATURE_NAMES
+from churn.gold import features_prefix, read_features
+from churn.ingest import read_silver
+from churn.kkbox import TABLES
+from churn.lake import Lake
+
+log = logging.getLogger(__name__)
+
+EARLIEST = dt.date(2004, 1, 1)
+RATIO_FEATURES = [n for n in FEATURE_NAMES if "_ratio_" in n]
+SHOWN_VALUES = 5
+
+
+class ValidationFailed(ChurnError):  # noqa: N818 (reads as the event it reports)
+    """A critical expectation failed; the message lists each failure with a few offending values."""
+
+
+@dataclass
+class Failure:
+    """One failed expectation."""
+
+    table: str
+    expectation: str
+    column: str
+    severity: str
+    detail: str
+
+    def line(self) -> str:
+        """How the failure is printed: table, expectation, column, severity, offending values."""
+        where = f"({self.column})" if self.column else ""
+        return f"{self.table}: {self.expectation}{where} [{self.severity}] {self.detail}"
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of one `churn validate` run."""
+
+    stage: str
+    label: str
+    rows: dict[str, int] = field(default_factory=dict)
+    evaluated: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    docs_uri: str = ""
+    seconds: float = 0.0
+
+    @property
+    def critical(self) -> list[Failure]:
+        """Failures that stop the pipeline."""
+        return [f for f in self.failures if f.severity == "critical"]
+
+
+def _gx() -> tuple[Any, Any]:
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    return gx, gxe
+
+
+# -- suites -------------------------------------------------------------------------------------------
+def _bounds(gxe: Any, table: str, rows_before: int | None, stage: str) -> list[Any]:
+    if rows_before is None:
+        return [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+    if stage == "silver":  # Silver only grows; a big jump is worth a look
+        return [
+            gxe.ExpectTableRowCountToBeBetween(min_value=rows_before),
+            gxe.ExpectTableRowCountToBeBetween(max_value=3 * rows_before + 1000, severity="warning"),
+        ]
+    return [gxe.ExpectTableRowCountToBeBetween(min_value=rows_before // 2, max_value=2 * rows_before + 1000)]
+
+
+def silver_suite(table: str, as_of: dt.date | None, rows_before: int | None) -> list[Any]:
+    """Expectations of a Silver table (dates as pandas timestamps)."""
+    _, gxe = _gx()
+    last = pd.Timestamp(as_of or dt.date(2030, 12, 31))
+    checks = [
+        gxe.ExpectColumnValuesToNotBeNull(column="user_id"),
+        *_bounds(gxe, table, rows_before, "silver"),
+    ]
+    if table == "members":
+        checks += [
+            gxe.ExpectColumnValuesToBeUnique(column="user_id"),
+            gxe.ExpectColumnValuesToBeInSet(column="gender", value_set=["male", "female"]),
+            gxe.ExpectColumnValuesToBeBetween(column="registered_via", min_value=0, max_value=999),
+            gxe.ExpectColumnValuesToBeBetween(column="city", min_value=0, max_value=999),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="registration_init_time", min_value=pd.Timestamp("1990-01-01"), max_value=last
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="bd", min_value=0, max_value=100, mostly=0.95, severity="warning"
+            ),
+        ]
+    elif table == "transactions":
+        checks += [
+            gxe.ExpectColumnValuesToBeInSet(column="is_cancel", value_set=[0, 1]),
+            gxe.ExpectColumnValuesToBeInSet(column="is_auto_renew", value_set=[0, 1]),
+            gxe.ExpectColumnValuesToBeBetween(column="payment_plan_days", min_value=0, max_value=9999),
+            gxe.ExpectColumnValuesToBeBetween(column="plan_list_price", min_value=0, max_value=999_999),
+            gxe.ExpectColumnValuesToBeBetween(column="actual_amount_paid", min_value=0, max_value=999_999),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="transaction_date", min_value=pd.Timestamp(EARLIEST), max_value=last
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="membership_expire_date",
+                min_value=pd.Timestamp("2004-01-01"),
+                mostly=0.99,
+                severity="warning",
+            ),
+        ]
+    else:
+        checks += [
+            gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "date"]),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="date", min_value=pd.Timestamp(EARLIEST), max_value=last
+            ),
+            *[
+                gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0)
+                for c in ("num_25", "num_50", "num_75", "num_985", "num_100", "num_unq")
+            ],
+            gxe.ExpectColumnValuesToBeBetween(
+                column="total_secs", min_value=0, max_value=86_400, mostly=0.99, severity="warning"
+            ),
+        ]
+        if as_of is not None:  # freshness: the logs reach the run's date
+            checks.append(gxe.ExpectColumnMaxToBeBetween(column="date", min_value=last, max_value=last))
+    return checks
+
+
+def gold_suite(rows_before: int | None) -> list[Any]:
+    """Expectations of the Gold features: keys, no all-null or constant feature, sane ranges."""
+    _, gxe = _gx()
+    checks = [
+        gxe.ExpectColumnValuesToNotBeNull(column="msno"),
+        gxe.ExpectColumnValuesToBeUnique(column="msno"),
+        gxe.ExpectColumnValueLengthsToEqual(column="msno", value=44),
+        gxe.ExpectColumnValuesToBeUnique(column="user_id"),
+        *_bounds(gxe, "features", rows_before, "gold"),
+        *[gxe.ExpectColumnUniqueValueCountToBeBetween(column=name, min_value=2) for name in FEATURE_NAMES],
+        *[
+            gxe.ExpectColumnValuesToBeBetween(
+                column=name, min_value=0, max_value=1, mostly=0.999, severity="warning"
+            )
+            for name in RATIO_FEATURES
+        ],
+        gxe.ExpectColumnValuesToBeBetween(column="age", min_value=1, max_value=100),
+        gxe.ExpectColumnValuesToBeBetween(column="tenure_days", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="days_since_transaction", min_value=0),
+    ]
+    return checks
+
+
+# -- running -------------------------------------------------------------------------------------------
+def _severity(config: Any) -> str:
+    return str(getattr(config.severity, "value", config.severity)).lower()
+
+
+def _detail(result: Any) -> str:
+    observed = result.result or {}
+    if "partial_unexpected_list" in observed:
+        values = observed.get("partial_unexpected_list", [])[:SHOWN_VALUES]
+        count = observed.get("unexpected_count", len(values))
+        return f"{count} unexpected, e.g. {values}"
+    return f"observed {observed.get('observed_value')!r}"
+
+
+class _Runner:
+    """An ephemeral Great Expectations context whose Data Docs site is a local folder."""
+
+    def __init__(self, docs: Path) -> None:
+        gx, _ = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        for site in list(self.context.get_site_names()):
+            self.context.delete_data_docs_site(site)
+        self.context.add_data_docs_site(
+            site_name="churn",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs)},
+            },
+        )
+        self.source = self.context.data_sources.add_pandas("churn")
+
+    def run(self, name: str, frame: pd.DataFrame, expectations: list[Any]) -> Any:
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        asset = self.source.add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe(name)
+        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        definition = self.context.validation_definitions.add(
+            self.gx.ValidationDefinition(data=batch, suite=suite, name=name)
+        )
+        checkpoint = self.context.checkpoints.add(
+            self.gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="docs", site_names=["churn"])],
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        return next(iter(result.run_results.values()))
+
+
+def _frame(table: Any) -> pd.DataFrame:
+    return table.to_pandas(date_as_object=False)
+
+
+def validate(lake: Lake, stage: str, as_of: dt.date | None, run_id: str) -> ValidationReport:
+    """Run the stage's suites, publish the Data Docs and summary to the lake, return the report.
+
+    Raises ValidationFailed (after publishing) when a critical expectation fails.
+    """
+    if stage not in ("silver", "gold"):
+        raise ChurnError(f"--stage must be silver or gold (got {stage!r})")
+    if stage == "gold" and as_of is None:
+        raise ChurnError("--as-of is required for --stage gold (which features to check)")
+    started = time.perf_counter()
+    label = as_of.isoformat() if as_of else run_id
+    report = ValidationReport(stage, label)
+    counts_path = f"reports/validation/{stage}/_row_counts.json"
+    before: dict[str, int] = lake.read_json(counts_path) if lake.exists(counts_path) else {}
+    with tempfile.TemporaryDirectory(prefix="churn-docs-") as folder:
+        runner = _Runner(Path(folder))
+        if stage == "silver":
+            datasets = {
+                t: (_frame(read_silver(lake, t)), silver_suite(t, as_of, before.get(t))) for t in TABLES
+            }
+        else:
+            if not lake.exists(features_prefix(as_of)):
+                raise ChurnError(
+                    f"no Gold features as of {as_of}: run `churn features --as-of {as_of}` first"
+                )
+            datasets = {
+                "features": (read_features(lake, as_of).to_pandas(), gold_suite(before.get("features")))
+            }
+        for table, (frame, expectations) in datasets.items():
+            report.rows[table] = len(frame)
+            outcome = runner.run(f"{stage}.{table}", frame, expectations)
+            for result in outcome.results:
+                report.evaluated += 1
+                if not result.success:
+                    config = result.expectation_config
+                    kwargs = config.kwargs
+                    column = kwargs.get("column") or ",".join(kwargs.get("column_list", []))
+                    report.failures.append(Failure(f"{stage}.{table}", config.type, column, _severity(config),
+                                                   _detail(result)))  # fmt: skip
+        prefix = f"reports/validation/{stage}/{label}"
+        lake.remove(prefix)
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                relative = path.relative_to(folder).as_posix()
+                content_type = "text/html; charset=utf-8" if path.suffix == ".html" else None
+                lake.write_bytes(f"{prefix}/{relative}", path.read_bytes(), content_type)
+    report.docs_uri = lake.uri(f"{prefix}/index.html")
+    report.seconds = time.perf_counter() - started
+    summary = {
+        "stage": stage, "label": label, "run_id": run_id, "rows": report.rows, "evaluated": report.evaluated,
+        "failures": [f.__dict__ for f in report.failures], "passed": not report.critical,
+        "seconds": round(report.seconds, 2),
+    }  # fmt: skip
+    lake.write_json(f"{prefix}/summary.json", summary)
+    if report.critical:
+        lines = "\n".join(f"  {f.line()}" for f in report.failures)
+        raise ValidationFailed(
+            f"validation of {stage} {label} failed ({len(report.critical)} critical); Data Docs: "
+            f"{report.docs_uri}\n{lines}"
+        )
+    lake.write_json(counts_path, report.rows)
+    return report
