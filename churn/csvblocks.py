@@ -33,6 +33,10 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+class BlockError(ValueError):
+    """A block cannot be split into rows line by line; the caller names the file and byte range."""
+
+
 @dataclass(frozen=True)
 class Block:
     """Byte range [start, end) of a file, nominal: the owned lines are found when it is read."""
@@ -112,9 +116,13 @@ def _read(
         io.BytesIO(data),
         read_options=pacsv.ReadOptions(column_names=table.column_names, use_threads=False),
         # Empty lines stay rows (and fail as such), so row i is always block line i + skipped lines.
-        parse_options=pacsv.ParseOptions(invalid_row_handler=handler, ignore_empty_lines=False),
+        # KKBox files never quote, so a stray '"' is data (not the start of a multi-line field).
+        parse_options=pacsv.ParseOptions(
+            invalid_row_handler=handler, ignore_empty_lines=False, quote_char=False
+        ),
+        # Only an empty field is missing: "NA", "null" or "nan" in a number are wrong values.
         convert_options=pacsv.ConvertOptions(
-            column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
+            column_types=types, null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False
         ),
     )
 
@@ -134,7 +142,7 @@ def _numeric_problems(text: pa.Table, table: Table) -> dict[str, np.ndarray]:
         if name == "msno" or pa.types.is_string(kind):
             continue
         pattern = (
-            r"^-?[0-9]+$"
+            r"^-?[0-9]{1,18}$"  # 19+ digits may not fit int64: quarantined as out of range
             if pa.types.is_integer(kind)
             else r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
         )
@@ -157,6 +165,13 @@ def _date_table() -> np.ndarray:
     mdays = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
     lookup[years * 10000 + months * 100 + mdays - _DATE_BASE] = days.astype(np.int64)
     return lookup
+
+
+def _not_a_number(text: str) -> str:
+    """The quarantine reason for a numeric field's text that cannot be read."""
+    if text.lstrip("-").isdigit():
+        return f"integer out of range: {text!r}"
+    return f"not a number: {text!r}"
 
 
 def _dates(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +224,15 @@ def _contract_failures(frame: pd.DataFrame, table: Table, quarantine: _Quarantin
 
 
 def parse_block(data: bytes, table: Table) -> ParsedBlock:
-    """Type a block's rows (Silver schema) and set aside the rows that break the format or the contract."""
+    """Type a block's rows (Silver schema) and set aside the rows that break the format or the contract.
+
+    Raises BlockError when the parser's rows do not match the block's lines (a bare carriage return
+    inside a line), since line numbers could no longer be trusted.
+    """
+    if not data:  # a block that owns no line start (its remainder belongs to the previous line)
+        return ParsedBlock(
+            table.schema.empty_table(), USERS.empty_table(), QUARANTINE_SCHEMA.empty_table(), 0
+        )
     types = _file_types(table)
     invalid: list[tuple[int, str, int]] = []
     clean = True
@@ -221,14 +244,17 @@ def parse_block(data: bytes, table: Table) -> ParsedBlock:
         parsed = _read(data, table, dict.fromkeys(table.column_names, pa.string()), invalid)
     n = parsed.num_rows
     lines = n + len(invalid)
+    expected_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if lines != expected_lines:
+        raise BlockError(
+            f"{expected_lines} lines but {lines} rows: a carriage return or line break inside a field"
+        )
     row_lines = _row_numbers(n, [line for line, _, _ in invalid])
     quarantine = _Quarantine(n)
     if not clean:
         for name, bad in _numeric_problems(parsed, table).items():
             column = parsed[name]
-            quarantine.add(
-                bad, name, lambda rows, c=column: [f"not a number: {c[int(r)].as_py()!r}" for r in rows]
-            )
+            quarantine.add(bad, name, lambda rows, c=column: [_not_a_number(c[int(r)].as_py()) for r in rows])
         keep = pa.array(~quarantine.mask)
         retyped = {}
         for name in table.column_names:
@@ -240,7 +266,7 @@ def parse_block(data: bytes, table: Table) -> ParsedBlock:
         parsed = pa.table(retyped)
 
     user_id, bad_key = decode_msno(parsed["msno"])
-    quarantine.add(bad_key, "msno", "msno must be 44 characters ending in '='")
+    quarantine.add(bad_key, "msno", "msno must be 44 base64 characters ending in '='")
     columns: dict[str, pa.Array | np.ndarray] = {"msno": parsed["msno"]}
     frame: dict[str, object] = {}
     for name, kind in table.columns[1:]:

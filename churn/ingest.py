@@ -3,8 +3,9 @@
 Sources are the Kaggle dump files under `bronze/` and the daily drops `bronze/<table>/dt=D/*.csv`. Each
 source is parsed in blocks (Dask tasks); good rows are split by user bucket into a staging area, and only
 when every source of the run is within the bad-row threshold are the staged rows compacted (sorted by user
-and date, exact duplicates removed) into `silver/<table>/bucket=NNN/part-<source>.parquet`. A failed run
-leaves Silver as it was. A source is ingested once: its size and modification stamp are kept in
+and date, exact duplicates removed) into new parts, still in staging; when all of them are written they
+are moved to `silver/<table>/bucket=NNN/part-<source>.parquet`. A run that fails before that point leaves
+Silver as it was. A source is ingested once: its size and modification stamp are kept in
 `silver/_state.json`, so a rerun skips it, and a forced rerun rewrites the same parts (no duplicates).
 
 Silver layout: all rows of a user live in one bucket (`user_id % buckets`), sorted by user and date, so
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 
 from churn import kkbox
 from churn.compute import run_tasks
-from churn.csvblocks import Block, parse_block, plan_blocks, read_block_bytes
+from churn.csvblocks import Block, BlockError, parse_block, plan_blocks, read_block_bytes
 from churn.errors import ChurnError
 from churn.lake import Lake
 from churn.settings import Settings
@@ -99,7 +100,9 @@ def discover(lake: Lake) -> list[Source]:
             if match:
                 daily.append((match["day"], table, path))
     for day, table, path in sorted(daily):
-        sources.append(Source(table, path, f"dt-{day}"))
+        stem = path.rsplit("/", 1)[-1].removesuffix(".csv")
+        # The file name is part of the slug: two files in one day's folder are two sources.
+        sources.append(Source(table, path, f"dt-{day}" if stem == table else f"dt-{day}-{stem}"))
     if not sources:
         files = ", ".join(f for _, f in expected)
         raise IngestError(
@@ -160,7 +163,10 @@ def _parse_task(
     lake = Lake(lake_url, options)
     with lake.open(source.path) as handle:
         data = read_block_bytes(handle, block, size)
-    parsed = parse_block(data, source.spec)
+    try:
+        parsed = parse_block(data, source.spec)
+    except BlockError as error:
+        raise IngestError(f"{lake.uri(source.path)} bytes {block.start}-{block.end}: {error}") from None
     name = f"block-{block.index:06d}.arrow"
     for kind, table in (("rows", parsed.good), ("users", parsed.users)):
         lake.write_batches(
@@ -216,16 +222,19 @@ def _read_staged(lake: Lake, folder: str, bucket: int, schema: pa.Schema) -> pa.
 
 def _compact_task(
     lake_url: str, options: dict[str, Any], source: Source, bucket: int, run_id: str
-) -> tuple[int, int]:
-    """Merge a source's staged rows and users of one bucket into its Silver parts; (rows, duplicates)."""
+) -> tuple[int, int, list[tuple[str, str | None]]]:
+    """Merge a source's staged rows and users of one bucket into new Silver parts, written under the
+    run's staging folder; returns (rows, duplicates, [(final path, new file or None to delete)]).
+
+    Nothing under `silver/<table>/` changes here: `_publish` moves the new parts in only once every
+    task of the run has succeeded.
+    """
     lake = Lake(lake_url, options)
     target = f"silver/{source.table}/bucket={bucket:03d}/part-{source.slug}.parquet"
     users_target = f"silver/users/bucket={bucket:03d}/part-{source.table}-{source.slug}.parquet"
     rows = _read_staged(lake, _staging(run_id, source, "rows"), bucket, source.spec.schema)
-    if rows.num_rows == 0:
-        lake.remove(target)  # a re-delivered source may no longer have rows in this bucket
-        lake.remove(users_target)
-        return 0, 0
+    if rows.num_rows == 0:  # a re-delivered source may no longer have rows in this bucket
+        return 0, 0, [(target, None), (users_target, None)]
     rows, duplicates = sort_and_deduplicate(rows, source.spec)
     users = _read_staged(lake, _staging(run_id, source, "users"), bucket, kkbox.USERS)
     users = users.group_by(["user_id", "msno"]).aggregate([]).sort_by("user_id").cast(kkbox.USERS)
@@ -233,10 +242,23 @@ def _compact_task(
     if (ids[1:] == ids[:-1]).any():
         clash = users.filter(pa.array(np.concatenate([[False], ids[1:] == ids[:-1]])))["msno"][0]
         raise IngestError(f"{source.path}: two msno values share one user key (near {clash}); report this")
+    out = f"silver/_staging/{run_id}/out"
     categorical = [f.name for f in rows.schema if pa.types.is_string(f.type)]  # e.g. gender
-    lake.write_parquet(target, rows, dictionary=categorical, row_group_rows=SILVER_ROW_GROUP)
-    lake.write_parquet(users_target, users, dictionary=False)
-    return rows.num_rows, duplicates
+    lake.write_parquet(f"{out}/{target}", rows, dictionary=categorical, row_group_rows=SILVER_ROW_GROUP)
+    lake.write_parquet(f"{out}/{users_target}", users, dictionary=False)
+    return rows.num_rows, duplicates, [(target, f"{out}/{target}"), (users_target, f"{out}/{users_target}")]
+
+
+def _publish(lake: Lake, changes: list[tuple[str, str | None]]) -> None:
+    """Move the run's new parts into Silver (and drop parts a source no longer fills).
+
+    Runs only after every compaction task succeeded; each move is a rename on a local disk.
+    """
+    for final, new in changes:
+        if new is None:
+            lake.remove(final)
+        else:
+            lake.move(new, final)
 
 
 # -- the run ------------------------------------------------------------------------------------------------
@@ -333,10 +355,13 @@ def ingest(
             (lake.url, lake.storage_options, r.source, b, run_id) for r in reports for b in range(buckets)
         ]
         outcomes = run_tasks(settings, _compact_task, compact)
-        for (_, _, source, _, _), (rows, duplicates) in zip(compact, outcomes, strict=True):
+        changes: list[tuple[str, str | None]] = []
+        for (_, _, source, _, _), (rows, duplicates, moves) in zip(compact, outcomes, strict=True):
             item = next(r for r in reports if r.source == source)
             item.rows_out += rows
             item.duplicates += duplicates
+            changes += moves
+        _publish(lake, changes)
     finally:
         lake.remove(f"silver/_staging/{run_id}")
         if not lake.find("silver/_staging"):
@@ -403,7 +428,8 @@ def _threshold_message(failing: list[SourceReport], threshold: float) -> str:
 def silver_parts(lake: Lake, table: str, bucket: int | None = None) -> list[str]:
     """The Silver part files of a table (of one bucket when given)."""
     pattern = f"silver/{table}/bucket={'*' if bucket is None else f'{bucket:03d}'}/*.parquet"
-    return lake.glob(pattern)
+    # The history dump first, then the daily drops by date, so "the last row of a user" is the newest.
+    return sorted(lake.glob(pattern), key=lambda path: ("/part-dump-" not in path, path))
 
 
 def read_silver(

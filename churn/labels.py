@@ -6,7 +6,8 @@ the first non-cancel transaction is the renewal. Churn when there is no renewal,
 after the (possibly moved) expiry. See ../shared/kkbox-data.md.
 
 Transaction order matters on the same day: by date, then by the text `plan_list_price + payment_plan_days +
-payment_method_id` (larger first), then a renewal before a cancel.
+payment_method_id` (larger first), then a renewal before a cancel; among identical kinds, renewals by
+expiry ascending and cancels by expiry descending (consecutive renewals extend, cancels shorten).
 """
 
 from __future__ import annotations
@@ -43,15 +44,30 @@ def order_transactions(tx: pa.Table, key: str) -> pa.Table:
         pc.cast(tx["payment_method_id"], pa.string()),
         "",
     )
-    ordered = tx.append_column("_signature", signature).sort_by(
-        [
-            (key, "ascending"),
-            ("transaction_date", "ascending"),
-            ("_signature", "descending"),
-            ("is_cancel", "ascending"),
-        ]
+    # Ties left after that (same day, signature and kind): consecutive renewals extend the expiry, so the
+    # latest expiry goes last; consecutive cancels move it earlier, so the earliest goes last. Without
+    # this the order would depend on how the rows happened to be stored.
+    expire = (
+        pc.cast(tx["membership_expire_date"], pa.int32())
+        if pa.types.is_date(tx["membership_expire_date"].type)
+        else tx["membership_expire_date"]
     )
-    return ordered.drop_columns(["_signature"])
+    expire = pc.cast(expire, pa.int64())
+    tie = pc.if_else(pc.equal(tx["is_cancel"], 1), pc.negate(expire), expire)
+    ordered = (
+        tx.append_column("_signature", signature)
+        .append_column("_tie", tie)
+        .sort_by(
+            [
+                (key, "ascending"),
+                ("transaction_date", "ascending"),
+                ("_signature", "descending"),
+                ("is_cancel", "ascending"),
+                ("_tie", "ascending"),
+            ]
+        )
+    )
+    return ordered.drop_columns(["_signature", "_tie"])
 
 
 def _day_numbers(column: pa.ChunkedArray) -> np.ndarray:

@@ -94,6 +94,13 @@ class Lake:
             return []
         return sorted(self.relative(p) for p in self.fs.find(self.path(prefix)))
 
+    def move(self, source: str, target: str) -> None:
+        """Move a file within the lake (a rename on a local disk; copy then delete on S3)."""
+        destination = self.path(target)
+        if self.is_local:
+            self.fs.makedirs(posixpath.dirname(destination), exist_ok=True)
+        self.fs.mv(self.path(source), destination)
+
     def remove(self, relative: str) -> None:
         """Delete a file or a whole folder; missing paths are fine (idempotent re-runs)."""
         target = self.path(relative)

@@ -17,13 +17,19 @@ import pyarrow.compute as pc
 
 from churn.kkbox import MSNO_LENGTH
 
+_BASE64 = np.zeros(256, dtype=bool)
+_BASE64[
+    np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
+] = True
+_KEY_CHARS = 16
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _SHIFT = np.uint64(31)
 _POSITIVE = np.uint64(0x7FFFFFFFFFFFFFFF)
 
 
-def _words(msno: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Characters 0-7 and 8-15 as little-endian uint64, and the last character, of 44-byte values."""
+def _words(msno: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Characters 0-7 and 8-15 as little-endian uint64, the last character, and characters 0-15 as
+    bytes, of 44-byte values (views into the Arrow buffer)."""
     if msno.type == pa.large_string():
         msno = msno.cast(pa.string())
     _, offsets, data = msno.buffers()
@@ -34,7 +40,8 @@ def _words(msno: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     last = np.ndarray(
         (n,), dtype=np.uint8, buffer=data, offset=start + MSNO_LENGTH - 1, strides=(MSNO_LENGTH,)
     )
-    return first, second, last
+    head = np.ndarray((n, _KEY_CHARS), dtype=np.uint8, buffer=data, offset=start, strides=(MSNO_LENGTH, 1))
+    return first, second, last, head
 
 
 def hash_words(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -51,8 +58,8 @@ def hash_words(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 def decode_msno(msno: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(user_id, bad) per row: the int64 key, and True where msno is not a usable id.
 
-    A usable msno is 44 bytes ending in '=' (the shape of base64 of 32 bytes): empty, truncated, padded
-    or otherwise mangled keys are rejected. Bad rows get key -1.
+    A usable msno is 44 bytes ending in '=' whose first 16 characters (those the key is made of) are
+    base64: empty, truncated, quoted or otherwise mangled keys are rejected. Bad rows get key -1.
     """
     msno = msno.combine_chunks() if isinstance(msno, pa.ChunkedArray) else msno
     bad = pc.fill_null(pc.binary_length(msno), 0).to_numpy() != MSNO_LENGTH
@@ -60,8 +67,8 @@ def decode_msno(msno: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
     good = np.flatnonzero(~bad)
     if good.size:
         values = msno if good.size == len(msno) else pc.take(msno, pa.array(good))
-        first, second, last = _words(values)
-        invalid = last != ord("=")
+        first, second, last, head = _words(values)
+        invalid = (last != ord("=")) | ~_BASE64[head].all(axis=1)
         key[good] = np.where(invalid, -1, hash_words(first, second))
         bad[good] = invalid
     return key, bad

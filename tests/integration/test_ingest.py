@@ -169,7 +169,7 @@ def test_each_kind_of_bad_row_is_quarantined_with_file_line_and_reason(tmp_path:
     by_line = {int(r.line): (r.field, r.reason) for r in bad.itertuples()}
     assert by_line[5] == ("plan_list_price", "not a number: 'abc'")
     assert by_line[6] == ("transaction_date", "impossible date 20170231")
-    assert by_line[7] == ("msno", "msno must be 44 characters ending in '='")
+    assert by_line[7] == ("msno", "msno must be 44 base64 characters ending in '='")
     assert by_line[8][0] == "is_auto_renew" and by_line[8][1].startswith("isin(")
     assert by_line[9] == ("membership_expire_date", "empty value in field membership_expire_date")
     assert by_line[11] == (None, "expected 9 fields, got 4")
@@ -236,3 +236,67 @@ def test_s3_lake_matches_local(lake: Lake, s3_endpoint: str, s3_bucket: str) -> 
     assert ingest(remote, s3_settings, "s3-again").sources == []
     assert int(pc.sum(read_silver(remote, "transactions")["is_cancel"]).as_py()) > 0
     assert np.isfinite(read_silver(remote, "user_logs")["total_secs"].to_numpy()).all()
+
+
+def test_odd_text_is_quarantined_with_the_right_reason_and_line(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    rows = [
+        good_row(),
+        f"{GOOD_MSNO},41,30,99999999999999999999,149,1,20170401,20170501,0",  # line 3: overflows int64
+        f'"{GOOD_MSNO[:-2]}=,41,30,149,149,1,20170401,20170501,0',  # line 4: stray quote (KKBox never quotes)
+        f"{GOOD_MSNO},41,30,nan,149,1,20170401,20170501,0",  # line 5: 'nan' is not an empty value
+        good_row(date="20170402"),
+    ]
+    write_drop(lake, TX_HEADER + "\n" + "\n".join(rows) + "\n")
+    item = ingest(lake, settings_for(lake, quarantine_max_fraction=0.9), "run").sources[0]
+    assert (item.rows_in, item.quarantined, item.rows_out) == (5, 3, 2)
+    bad = lake.read_parquet("quarantine/transactions/dt-2017-04-01/run.parquet").to_pandas()
+    by_line = {int(r.line): (r.field, r.reason) for r in bad.itertuples()}
+    assert by_line[3] == ("plan_list_price", "integer out of range: '99999999999999999999'")
+    assert by_line[4] == ("msno", "msno must be 44 base64 characters ending in '='")
+    assert by_line[5] == ("plan_list_price", "not a number: 'nan'")
+
+
+def test_carriage_return_inside_a_line_is_a_clear_error(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    path = write_drop(
+        lake, TX_HEADER + "\n" + good_row() + "\n" + good_row().replace(",41,", ",4\r1,") + "\n"
+    )
+    with pytest.raises(IngestError, match=rf"{path} bytes \d+-\d+: 2 lines but 3 rows"):
+        ingest(lake, settings_for(lake), "run")
+    assert not lake.exists("silver/transactions")
+
+
+def test_two_files_in_one_daily_folder_are_two_sources(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    lake.write_text("bronze/transactions/dt=2017-04-01/a.csv", TX_HEADER + "\n" + good_row() + "\n")
+    other = "waLDQMmcOu2jLDaV1ddDkgCrB/jl6sD66Xzs0VqaxZZ="
+    lake.write_text("bronze/transactions/dt=2017-04-01/b.csv", TX_HEADER + "\n" + good_row(other) + "\n")
+    report = ingest(lake, settings_for(lake), "run")
+    assert sorted(r.source.slug for r in report.sources) == ["dt-2017-04-01-a", "dt-2017-04-01-b"]
+    assert read_silver(lake, "transactions").num_rows == 2
+
+
+def test_a_failure_while_compacting_leaves_silver_as_it_was(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import churn.ingest as module
+
+    settings = settings_for(lake)
+    ingest(lake, settings, "first")
+    before = {t: read_silver(lake, t) for t in [*kkbox.TABLES, "users"]}
+    original = module.sort_and_deduplicate
+    calls = {"n": 0}
+
+    def failing(table: pa.Table, spec: kkbox.Table) -> tuple[pa.Table, int]:
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise OSError("disk full")
+        return original(table, spec)
+
+    monkeypatch.setattr(module, "sort_and_deduplicate", failing)
+    with pytest.raises(OSError, match="disk full"):
+        ingest(lake, settings, "second", force=True)
+    for table, silver in before.items():
+        assert read_silver(lake, table).equals(silver), table
+    assert not lake.exists("silver/_staging")

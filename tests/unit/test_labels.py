@@ -137,3 +137,25 @@ def test_bad_cohort_and_missing_columns_are_clear_errors() -> None:
     with pytest.raises(ChurnError, match="transactions lack column"):
         label_cohort(pa.table({"msno": ["a"]}), "2017-03")
     assert parse_cohort("2016-02") == (dt.date(2016, 2, 1), dt.date(2016, 2, 29))
+
+
+def test_same_day_cancels_end_with_the_earliest_expiry_whatever_the_stored_order() -> None:
+    # Two same-signature cancels on 02-05: the earlier expiry (02-10) wins, so by the end of February the
+    # membership expired in February: not in March's cohort, in either stored order.
+    rows = [
+        renewal("a", "2017-01-20", "2017-03-20"),
+        cancel("a", "2017-02-05", "2017-03-15"),
+        cancel("a", "2017-02-05", "2017-02-10"),
+    ]
+    assert labels(tx(*rows)) == {}
+    assert labels(tx(rows[0], rows[2], rows[1])) == {}
+
+
+def test_same_day_renewals_end_with_the_latest_expiry() -> None:
+    rows = [
+        renewal("a", "2017-02-05", "2017-03-07"),
+        renewal("a", "2017-02-05", "2017-04-06"),
+    ]
+    assert labels(tx(*rows), "2017-04") == {"a": 1}
+    assert labels(tx(*reversed(rows)), "2017-04") == {"a": 1}
+    assert labels(tx(*rows)) == {}
