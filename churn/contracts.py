@@ -14,7 +14,7 @@ from functools import cache
 import pandas as pd
 import pandera.pandas as pa
 
-from churn.kkbox import TABLES
+from churn.kkbox import TABLES, day_number
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,12 @@ FIELDS: dict[str, dict[str, Field]] = {
 }
 
 
-def _day(value: dt.date) -> int:
-    return (value - dt.date(1970, 1, 1)).days
-
-
 def _checks(field: Field, *, dates_as_days: bool) -> list[pa.Check]:
     checks: list[pa.Check] = []
     if isinstance(field.low, dt.date) and isinstance(field.high, dt.date):
         low, high = field.low, field.high
         if dates_as_days:
-            first, last = _day(low), _day(high)
+            first, last = day_number(low), day_number(high)
             checks.append(pa.Check(lambda s: (s >= first) & (s <= last), name=f"in_range({low}, {high})"))
         else:
             checks.append(pa.Check.in_range(pd.Timestamp(low), pd.Timestamp(high)))

@@ -25,13 +25,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn.kkbox import EPOCH
+from churn.kkbox import day_number
 from churn.labels import order_transactions
 
 WINDOWS = (7, 14, 30, 90, 180)
 PLAY_COLUMNS = ("num_25", "num_50", "num_75", "num_985", "num_100")
 SECONDS_PER_DAY = 86_400.0
-MIN_VALID_EXPIRY = (dt.date(2000, 1, 1) - EPOCH).days
+MIN_VALID_EXPIRY = day_number(dt.date(2000, 1, 1))
 LAPSE_DAYS = 30
 GENDERS = {"male": 1, "female": 2}  # 0 = unknown
 
@@ -117,11 +117,6 @@ LOG_COLUMNS = ["user_id", "date", *PLAY_COLUMNS, "num_unq", "total_secs"]
 MEMBER_COLUMNS = ["user_id", "city", "bd", "gender", "registered_via", "registration_init_time"]
 
 
-def day_number(value: dt.date) -> int:
-    """Days since 1970-01-01."""
-    return (value - EPOCH).days
-
-
 def _days(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return column.cast(pa.int32()).to_numpy().astype(np.int64)
 
@@ -133,7 +128,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+def _last_positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     """For each wanted key, the position of its last occurrence in `keys`, or -1 (any sizes, no pandas
     groupby: the live path calls this on a few rows and must stay fast)."""
     if keys.size == 0:
@@ -193,7 +188,7 @@ def _transaction_features(tx: pa.Table, as_of: int) -> tuple[np.ndarray, dict[st
 
 def _member_features(members: pa.Table, users: np.ndarray, as_of: int) -> dict[str, np.ndarray]:
     """Cleaned member attributes for `users` (no row: missing values and has_member_row 0)."""
-    at = _first_positions(members["user_id"].to_numpy(), users)
+    at = _last_positions(members["user_id"].to_numpy(), users)
     bd = _take(members["bd"].to_numpy().astype(np.float64), at)
     gender_codes = np.zeros(members.num_rows)
     for name, code in GENDERS.items():
@@ -277,7 +272,7 @@ def build_features(
         **_listening_features(logs.select(LOG_COLUMNS), population, day),
     }
     names = users["msno"].to_numpy(zero_copy_only=False)
-    at = _first_positions(users["user_id"].to_numpy(), population)
+    at = _last_positions(users["user_id"].to_numpy(), population)
     msno = np.where(at >= 0, names[np.clip(at, 0, max(len(names) - 1, 0))] if len(names) else None, None)
     columns = {
         "msno": msno,
