@@ -24,7 +24,7 @@ export AIRFLOW__CORE__PARALLELISM ?= 4
 # PostgreSQL cluster (SQLite with a notice where no PostgreSQL binaries exist). Expanded only by recipes.
 DB_URL = $${CHURN_DATABASE_URL:-$$($(BIN)/churn db local-start)}
 
-.PHONY: help setup lock lint format test demo api api-stop airflow bench clean distclean
+.PHONY: help setup lock lint format test demo api api-start api-stop mlflow-ui airflow bench clean distclean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,8 +50,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)  ## Create .venv and install the pinned dependencies (only when needed)
 
-lock:  ## Regenerate requirements.txt from requirements.in (needs uv)
-	uv pip compile requirements.in -o requirements.txt --python-version 3.11
+lock: $(STAMP)  ## Regenerate requirements.txt from requirements.in (uv from the venv's lock)
+	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11
 
 lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff check .
@@ -83,6 +83,9 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answ
 	 $(BIN)/churn validate --stage silver --as-of $(lastword $(subst :, ,$(DEMO_DAYS))); \
 	 $(BIN)/churn validate --stage gold --as-of 2017-01-31; \
 	 $(BIN)/churn validate --stage gold --as-of 2017-02-28; \
+	 echo "== train on 2016-09..2017-02, validate on 2017-03, register in MLflow (.local/mlflow)"; \
+	 $(BIN)/churn train --cohort 2017-03; \
+	 $(BIN)/churn model list; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)
@@ -103,6 +106,9 @@ api: $(STAMP)  ## Serve the API in the foreground (uvicorn, 2 workers)
 
 api-stop:  ## Stop the API that make demo left running
 	@if [ -f $(LOCAL)/api.pid ]; then kill $$(cat $(LOCAL)/api.pid) 2>/dev/null || true; rm -f $(LOCAL)/api.pid; fi
+
+mlflow-ui: $(STAMP)  ## Browse the local MLflow store (runs, plots, registered models) on port 5000
+	$(BIN)/mlflow ui --backend-store-uri $${CHURN_MLFLOW_TRACKING_URI:-sqlite:///$(LOCAL)/mlflow/mlflow.db} --port 5000
 
 airflow: $(STAMP)  ## Start Airflow standalone with the project's DAGs and plugin (SQLite metadata)
 	@mkdir -p $(AIRFLOW_HOME)

@@ -169,21 +169,76 @@ def validate(
 
 
 @app.command()
-def train(cohort: Annotated[str, typer.Option(help="Validation cohort month YYYY-MM.")]) -> None:
-    """Train on the cohorts before M, validate on M, register, promote when it beats the champion."""
-    _not_built("train", "training and registry")
+def train(
+    cohort: Annotated[str, typer.Option(help="Validation cohort month YYYY-MM.")],
+    params_file: Annotated[
+        str | None, typer.Option("--params", help="Hyperparameters file (default CHURN_PARAMS_FILE).")
+    ] = None,
+) -> None:
+    """Train on the cohorts before M, validate on M, register, promote when it beats the champion.
+
+    Missing or stale Gold labels and features of the cohorts involved are built first.
+    """
+    from churn.labels import parse_cohort
+    from churn.lake import Lake
+    from churn.logs import new_run_id, run_context
+    from churn.params import load_params
+    from churn.training import train as run_training
+
+    settings = get_settings()
+    parse_cohort(cohort)
+    params = load_params(params_file or settings.params_file)
+    lake = Lake.from_settings(settings)
+    with run_context("train", new_run_id("train", cohort)) as run_id:
+        result = run_training(lake, settings, params, cohort, run_id)
+    m = result.metrics
+    oracle = (
+        f", oracle log loss {m['oracle_log_loss']:.4f} (ratio {m['val_log_loss_over_oracle']:.3f})"
+        if "oracle_log_loss" in m
+        else ""
+    )
+    typer.echo(
+        f"train {cohort}: {settings.model_name} v{result.version} (sampler {result.sampler}, "
+        f"trained on {result.train_cohorts[0]}..{result.train_cohorts[-1]}, {int(m['rows_train']):,} rows): "
+        f"val log loss {m['val_log_loss']:.4f}, AUC {m['val_roc_auc']:.4f}, ECE {m['val_ece']:.4f}{oracle}; "
+        f"{'PROMOTED to champion' if result.decision.promote else 'challenger'}: {result.decision.reason} "
+        f"(MLflow run {result.run_id}, {m['train_seconds']:.1f} s)"
+    )
 
 
 @model_app.command("list")
 def model_list() -> None:
     """List registered versions with their aliases and validation metrics."""
-    _not_built("model list", "training and registry")
+    from churn.registry import list_versions
+
+    settings = get_settings()
+    rows = list_versions(settings)
+    if not rows:
+        typer.echo(f"{settings.model_name}: no registered versions (run `churn train --cohort YYYY-MM`)")
+        return
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    typer.echo(f"{'version':>7}  {'aliases':<20} {'cohort':<8} {'log_loss':>8} {'auc':>6} {'ece':>6} "
+               f"{'oracle':>6}  created")  # fmt: skip
+    for row in rows:
+        typer.echo(
+            f"{row['version']:>7}  {','.join(row['aliases']) or '-':<20} {row['val_cohort'] or '-':<8} "
+            f"{number(row['val_log_loss']):>8} {number(row['val_roc_auc']):>6} {number(row['val_ece']):>6} "
+            f"{number(row['oracle_log_loss']):>6}  {row['created']}"
+        )
 
 
 @model_app.command("promote")
 def model_promote(version: Annotated[int, typer.Option(help="Registered version to make champion.")]) -> None:
     """Make a version the champion (roll forward or back)."""
-    _not_built("model promote", "training and registry")
+    from churn.registry import promote
+
+    settings = get_settings()
+    previous = promote(settings, version)
+    was = f" (was v{previous})" if previous else ""
+    typer.echo(f"{settings.model_name}: v{version} is now champion{was}")
 
 
 @app.command()

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = "sqlite:///.local/mlflow/mlflow.db"
     mlflow_artifact_location: str = ".local/mlflow/artifacts"
     model_name: str = "kkbox-churn"
+    # Training hyperparameters (also DVC's params file); relative paths are taken from the working directory.
+    params_file: str = "params.yaml"
 
     # Dask: empty means a local cluster of `dask_workers` processes in this machine.
     dask_scheduler: str = ""
@@ -69,7 +71,7 @@ class Settings(BaseSettings):
     risk_band_thresholds: Annotated[list[float], NoDecode] = Field(default_factory=lambda: [0.3, 0.6])
     active_grace_days: int = Field(default=30, ge=0, le=3650)
     score_retention_days: int = Field(default=90, ge=1, le=36500)
-    promotion_margin: float = Field(default=0.0, ge=0.0, le=1.0)
+    promotion_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
     drift_share_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

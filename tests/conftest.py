@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from churn.params import Params, load_params
 from churn.settings import get_settings
 
 DEFAULT_TEST_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -144,3 +145,23 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+# -- training -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def params() -> Params:
+    """The repository's params.yaml, shrunk for tiny test data (same code paths, fewer trees)."""
+    base = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    return base.model_copy(
+        update={
+            "train": base.train.model_copy(update={"train_cohorts": 2}),
+            "lightgbm": base.lightgbm.model_copy(
+                update={
+                    "n_estimators": 300,
+                    "learning_rate": 0.08,
+                    "min_child_samples": 10,
+                    "early_stopping_rounds": 20,
+                }
+            ),
+        }
+    )

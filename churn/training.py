@@ -1,0 +1,319 @@
+"""Training: learn from the cohorts before M, validate on cohort M, register, and gate the promotion.
+
+Time-based evaluation: features of cohort M are taken on its eve (the last day of month M-1) and the
+model never sees a cohort at or after M, so validation is what the nightly job will face. Within the
+training cohorts, users (not rows: a user appears in several cohorts) are split by a stable hash into
+fitting, early-stopping and calibration users.
+
+Every sampler listed in params.yaml is fitted and calibrated; the lowest validation log loss wins and is
+the one registered. The run logs all candidates' figures, so the effect of resampling is on record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn import gold, registry
+from churn.errors import ChurnError
+from churn.evaluation import classification_metrics, plots
+from churn.features import FEATURE_NAMES, SPEC_HASH
+from churn.labels import parse_cohort
+from churn.lake import Lake
+from churn.params import Params
+from churn.pipeline import build_pipeline, calibrate, churn_probability, fit_pipeline, inner_pipeline
+from churn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ORACLE_PREFIX = "synth/oracle"
+MODEL_REQUIREMENTS = ("lightgbm", "scikit-learn", "imbalanced-learn", "pandas", "numpy", "scipy", "skops")
+# The model is stored with skops (no pickle: loading runs no code); these are the only non-standard types
+# it may construct. A new type in the pipeline must be added here on purpose.
+SKOPS_TRUSTED_TYPES = [
+    "churn.pipeline.FeatureFrame", "collections.OrderedDict", "imblearn.pipeline.Pipeline",
+    "imblearn.under_sampling._prototype_selection._random_under_sampler.RandomUnderSampler",
+    "imblearn.over_sampling._random_over_sampler.RandomOverSampler",
+    "lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier", "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration", "sklearn.isotonic.IsotonicRegression",
+    "sklearn.frozen._frozen.FrozenEstimator", "sklearn.calibration.CalibratedClassifierCV",
+]  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the registered version, its figures and the gate's decision."""
+
+    run_id: str
+    version: int
+    sampler: str
+    metrics: dict[str, float]
+    decision: registry.Decision
+    model: Any = None
+    train_cohorts: list[str] = field(default_factory=list)
+
+
+def snapshot_date(cohort: str) -> dt.date:
+    """The as-of date of a cohort's features: the eve of the month (its first day minus one)."""
+    first, _ = parse_cohort(cohort)
+    return first - dt.timedelta(days=1)
+
+
+def cohorts_before(cohort: str, count: int) -> list[str]:
+    """The `count` months before `cohort`, oldest first."""
+    first, _ = parse_cohort(cohort)
+    months = []
+    year, month = first.year, first.month
+    for _ in range(count):
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+        months.append(f"{year:04d}-{month:02d}")
+    return months[::-1]
+
+
+def _fresh(lake: Lake, manifest_path: str, **expected: str) -> bool:
+    if not lake.exists(manifest_path):
+        return False
+    manifest = lake.read_json(manifest_path)
+    return all(manifest.get(key) == value for key, value in expected.items())
+
+
+def ensure_gold(lake: Lake, settings: Settings, cohort: str, run_id: str) -> None:
+    """Build the cohort's labels and its eve's features unless up to date with Silver and the spec."""
+    data_version = gold.silver_version(lake)
+    if not _fresh(lake, f"gold/labels/cohort={cohort}/_manifest.json", silver_version=data_version):
+        log.info("building labels of cohort %s", cohort)
+        gold.build_labels(lake, settings, cohort, run_id)
+    as_of = snapshot_date(cohort)
+    manifest = f"{gold.features_prefix(as_of)}/_manifest.json"
+    if not _fresh(lake, manifest, silver_version=data_version, spec_hash=SPEC_HASH):
+        log.info("building features as of %s", as_of)
+        gold.build_gold_features(lake, settings, as_of, run_id)
+
+
+def labelled_frame(lake: Lake, cohort: str) -> pd.DataFrame:
+    """A cohort's labels joined to its eve's features. Users without features as of the eve are kept
+    (all features missing): dropping them would flatter the evaluation."""
+    labels = gold.read_labels(lake, cohort).select(["msno", "user_id", "is_churn"]).to_pandas()
+    features = gold.read_features(lake, snapshot_date(cohort)).to_pandas().drop(columns=["user_id"])
+    frame = labels.merge(features, on="msno", how="left", validate="one_to_one")
+    frame["cohort"] = cohort
+    return frame
+
+
+def user_fraction(user_id: np.ndarray, seed: int) -> np.ndarray:
+    """A stable pseudo-random number in [0, 1) per user (a 64-bit mix of the key and the seed)."""
+    mixed = user_id.astype(np.uint64) ^ np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+    with np.errstate(over="ignore"):
+        mixed = (mixed ^ (mixed >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
+        mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        mixed ^= mixed >> np.uint64(33)
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def oracle_probabilities(lake: Lake, cohort: str) -> pd.DataFrame | None:
+    """The generator's true churn probabilities for a cohort, when the data is generated."""
+    prefix = f"{ORACLE_PREFIX}/cohort={cohort}"
+    if not lake.glob(f"{prefix}/*.parquet"):
+        return None
+    return lake.read_parquet(prefix).select(["msno", "churn_probability"]).to_pandas()
+
+
+def git_commit() -> str:
+    """The commit of the code that trains (unknown outside a git checkout, e.g. in an image)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+            text=True, timeout=10, check=True,
+        )  # fmt: skip
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def lineage_tags(lake: Lake, cohort: str, train_cohorts: list[str]) -> dict[str, str]:
+    """Tags that trace a model to code, data, features and the Airflow run that made it."""
+    return {
+        "git_commit": git_commit(),
+        "data_version": gold.silver_version(lake),
+        "feature_spec_hash": SPEC_HASH,
+        "val_cohort": cohort,
+        "train_cohorts": ",".join(train_cohorts),
+        "airflow_dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID", ""),
+        "airflow_run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", ""),
+    }
+
+
+def _champion_log_loss(
+    settings: Settings, val: pd.DataFrame, y_val: np.ndarray
+) -> tuple[float | None, int | None, str]:
+    """The current champion's log loss on the same validation frame (None when it cannot score it)."""
+    from sklearn.metrics import log_loss
+
+    champion = registry.alias_version(settings, registry.CHAMPION)
+    if champion is None:
+        return None, None, "no champion"
+    try:
+        model = registry.load_model(settings, champion)
+        p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
+    except ChurnError as error:
+        return None, champion, f"champion v{champion} cannot score this frame: {error}"
+    return float(log_loss(y_val, p, labels=[0, 1])), champion, "evaluated"
+
+
+def _fit_candidates(
+    params: Params, train: pd.DataFrame, val: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fit and calibrate one model per sampler; returns the models and their validation figures."""
+    from sklearn.metrics import log_loss
+
+    share = user_fraction(train["user_id"].to_numpy(), params.train.seed)
+    stop = share < params.train.early_stopping_share
+    cal = (share >= params.train.early_stopping_share) & (
+        share < params.train.early_stopping_share + params.train.calibration_share
+    )
+    fit = ~(stop | cal)
+    y = train["is_churn"].to_numpy()
+    y_val = val["is_churn"].to_numpy()
+    models: dict[str, Any] = {}
+    figures: dict[str, float] = {"rows_fit": float(fit.sum()), "rows_early_stopping": float(stop.sum()),
+                                 "rows_calibration": float(cal.sum())}  # fmt: skip
+    for sampler in params.train.samplers:
+        started = time.perf_counter()
+        pipeline = fit_pipeline(
+            build_pipeline(sampler, params), train[fit], y[fit], train[stop], y[stop],
+            params.lightgbm.early_stopping_rounds, resampled=sampler != "none",
+        )  # fmt: skip
+        raw = np.clip(churn_probability(pipeline, val), 1e-15, 1 - 1e-15)
+        model = calibrate(pipeline, train[cal], y[cal], params.train.calibration)
+        p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
+        models[sampler] = model
+        figures[f"val_log_loss_{sampler}"] = float(log_loss(y_val, p, labels=[0, 1]))
+        figures[f"val_log_loss_{sampler}_uncalibrated"] = float(log_loss(y_val, raw, labels=[0, 1]))
+        figures[f"best_iteration_{sampler}"] = float(pipeline.named_steps["model"].best_iteration_ or 0)
+        figures[f"fit_seconds_{sampler}"] = round(time.perf_counter() - started, 3)
+        log.info(
+            "sampler %s: val log loss %.5f (uncalibrated %.5f)",
+            sampler,
+            figures[f"val_log_loss_{sampler}"],
+            figures[f"val_log_loss_{sampler}_uncalibrated"],
+        )
+    return models, figures
+
+
+def model_requirements() -> list[str]:
+    """Pinned pip requirements of the model artifact (inferring them costs seconds per model)."""
+    return [f"{name}=={package_version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+def _evaluate(lake: Lake, cohort: str, val: pd.DataFrame, p: np.ndarray) -> dict[str, float]:
+    """Validation metrics, and the oracle's when the cohort was generated (how far from the best)."""
+    y_val = val["is_churn"].to_numpy()
+    metrics = classification_metrics(y_val, p)
+    metrics["rows_val"] = float(len(val))
+    metrics["val_churn_rate"] = float(y_val.mean())
+    metrics["val_rows_without_features"] = float(val["last_plan_days"].isna().sum())
+    oracle = oracle_probabilities(lake, cohort)
+    if oracle is not None:
+        joined = val[["msno", "is_churn"]].merge(oracle, on="msno", how="inner")
+        truth = classification_metrics(
+            joined["is_churn"].to_numpy(), joined["churn_probability"].to_numpy(), prefix="oracle_"
+        )
+        metrics["oracle_log_loss"] = truth["oracle_log_loss"]
+        metrics["oracle_roc_auc"] = truth["oracle_roc_auc"]
+        metrics["val_log_loss_over_oracle"] = metrics["val_log_loss"] / truth["oracle_log_loss"]
+    return metrics
+
+
+def _gate(settings: Settings, val: pd.DataFrame, log_loss_value: float) -> registry.Decision:
+    """The promotion decision against the champion scored on the same validation frame."""
+    champion_ll, champion_version, how = _champion_log_loss(settings, val, val["is_churn"].to_numpy())
+    if how not in {"evaluated", "no champion"}:
+        return registry.Decision(True, how, log_loss_value, None, champion_version)
+    return registry.decide_promotion(log_loss_value, champion_ll, settings.promotion_margin, champion_version)
+
+
+def _log_and_register(
+    settings: Settings, run_params: dict[str, Any], tags: dict[str, str], model: Any, val: pd.DataFrame,
+    p: np.ndarray, metrics: dict[str, float], decision: registry.Decision,
+) -> tuple[str, int]:  # fmt: skip
+    """One MLflow run: params, plots, the model (registered), metrics, the decision. -> (run id, version)."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    booster = inner_pipeline(model).named_steps["model"].booster_
+    importance = dict(zip(booster.feature_name(), booster.feature_importance("gain").tolist(), strict=True))
+    features = val[list(FEATURE_NAMES)]
+    title = f"cohort {tags['val_cohort']}"
+    experiment = registry.experiment_id(settings)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"train-{tags['val_cohort']}", tags=tags) as run:
+        mlflow.log_params(run_params)
+        for name, figure in plots(val["is_churn"].to_numpy(), p, importance, title).items():
+            mlflow.log_figure(figure, f"plots/{name}")
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(features.head(100), p[:100]),
+            input_example=features.head(5),
+            pip_requirements=model_requirements(),
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            registered_model_name=settings.model_name,
+        )
+        version = int(info.registered_model_version)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(
+            {
+                "promotion.decision": "promoted" if decision.promote else "kept champion",
+                "promotion.reason": decision.reason,
+                "registered_version": str(version),
+            }
+        )
+        mlflow.log_dict({**asdict(decision), "version": version, "margin": settings.promotion_margin},
+                        "promotion.json")  # fmt: skip
+    mlflow_client = registry.client(settings)
+    for key, value in {**tags, "val_log_loss": f"{metrics['val_log_loss']:.6f}"}.items():
+        mlflow_client.set_model_version_tag(settings.model_name, str(version), key, value)
+    return run.info.run_id, version
+
+
+def train(lake: Lake, settings: Settings, params: Params, cohort: str, run_id: str) -> TrainResult:
+    """Train on the cohorts before `cohort`, validate on it, register the best candidate, gate it."""
+    started = time.perf_counter()
+    train_cohorts = cohorts_before(cohort, params.train.train_cohorts)
+    for month in [*train_cohorts, cohort]:
+        ensure_gold(lake, settings, month, run_id)
+    train_frame = pd.concat([labelled_frame(lake, month) for month in train_cohorts], ignore_index=True)
+    val = labelled_frame(lake, cohort)
+    for name, frame in (("training", train_frame), ("validation", val)):
+        if frame["is_churn"].nunique() < 2:
+            raise ChurnError(f"the {name} cohorts have {len(frame)} labelled users of one class only")
+
+    models, figures = _fit_candidates(params, train_frame, val)
+    sampler = min(models, key=lambda name: figures[f"val_log_loss_{name}"])
+    model = models[sampler]
+    p = churn_probability(model, val)
+    metrics = {**figures, **_evaluate(lake, cohort, val, p), "rows_train": float(len(train_frame))}
+    decision = _gate(settings, val, metrics["val_log_loss"])
+    tags = {**lineage_tags(lake, cohort, train_cohorts), "churn_run_id": run_id, "sampler": sampler}
+    run_params = {
+        **params.flat(),
+        "sampler": sampler,
+        "val_cohort": cohort,
+        "train_cohorts": ",".join(train_cohorts),
+        "promotion_margin": settings.promotion_margin,
+    }
+    metrics["train_seconds"] = round(time.perf_counter() - started, 3)
+    mlflow_run, version = _log_and_register(settings, run_params, tags, model, val, p, metrics, decision)
+    registry.apply_decision(settings, version, decision)
+    return TrainResult(mlflow_run, version, sampler, metrics, decision, model, train_cohorts)

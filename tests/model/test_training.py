@@ -1,0 +1,172 @@
+"""Training end to end on a small generated lake, with a real MLflow store (SQLite + local artifacts).
+
+One module-scoped store sees four trainings in order, which exercises the gate in both directions:
+a weak model (first: promoted), a strong one (beats it: promoted), the weak one again (does not beat the
+strong champion: challenger), then a manual rollback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.artifacts
+import numpy as np
+import pytest
+
+from churn import registry
+from churn.errors import ChurnError
+from churn.features import FEATURE_NAMES, SPEC_HASH
+from churn.gold import silver_version
+from churn.ingest import ingest
+from churn.lake import Lake
+from churn.params import Params
+from churn.pipeline import FeatureFrameError, churn_probability
+from churn.settings import Settings
+from churn.synth.profiles import get_profile
+from churn.synth.writer import write_dump
+from churn.training import TrainResult, labelled_frame, lineage_tags, train
+
+COHORT = "2017-03"
+METRICS = ("val_log_loss", "val_roc_auc", "val_pr_auc", "val_brier", "val_ece", "val_lift_top_decile",
+           "oracle_log_loss", "oracle_roc_auc", "val_log_loss_none", "val_log_loss_random_under")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Settings]:
+    root = tmp_path_factory.mktemp("training")
+    lake = Lake(str(root / "lake"))
+    write_dump(lake, get_profile("tiny", users=3000, days=240), seed=5)
+    settings = Settings(
+        lake_url=lake.url,
+        silver_buckets=4,
+        dask_workers=1,
+        mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        mlflow_artifact_location=str(root / "artifacts"),
+    )
+    ingest(lake, settings, "dump")
+    return lake, settings
+
+
+def weak(params: Params) -> Params:
+    """The same pipeline with two stumps: clearly worse, still a valid model."""
+    return params.model_copy(
+        update={"lightgbm": params.lightgbm.model_copy(update={"n_estimators": 2, "num_leaves": 2})}
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(setup: tuple[Lake, Settings], params: Params) -> dict[str, TrainResult]:
+    lake, settings = setup
+    results = {"weak": train(lake, settings, weak(params), COHORT, "t-weak")}
+    results["strong"] = train(lake, settings, params, COHORT, "t-strong")
+    results["weak-again"] = train(lake, settings, weak(params), COHORT, "t-weak-again")
+    return results
+
+
+def _client(settings: Settings) -> Any:
+    return registry.client(settings)
+
+
+def test_run_logs_all_metrics_plots_and_lineage(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult]
+) -> None:
+    lake, settings = setup
+    result = runs["strong"]
+    run = _client(settings).get_run(result.run_id)
+    for name in METRICS:
+        assert np.isfinite(run.data.metrics[name]), name
+    assert run.data.metrics["val_log_loss"] == min(run.data.metrics["val_log_loss_none"],
+                                                   run.data.metrics["val_log_loss_random_under"])  # fmt: skip
+    assert run.data.params["sampler"] == result.sampler
+    assert run.data.params["train_cohorts"] == "2017-01,2017-02"
+    artifacts = {a.path for a in _client(settings).list_artifacts(result.run_id, "plots")}
+    assert artifacts == {f"plots/{n}.png" for n in ("roc", "pr", "calibration", "feature_importance")}
+    tags = run.data.tags
+    assert tags["feature_spec_hash"] == SPEC_HASH
+    assert tags["data_version"] == silver_version(lake)
+    assert len(tags["git_commit"]) in {40, len("unknown")}
+    version = _client(settings).get_model_version(settings.model_name, str(result.version))
+    assert version.tags["val_cohort"] == COHORT
+    assert version.tags["data_version"] == silver_version(lake)
+
+
+def test_model_round_trips_through_mlflow_with_identical_probabilities(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult]
+) -> None:
+    lake, settings = setup
+    result = runs["strong"]
+    val = labelled_frame(lake, COHORT)
+    loaded = registry.load_model(settings, result.version)
+    assert np.array_equal(churn_probability(loaded, val), churn_probability(result.model, val))
+    folder = mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/{result.version}")
+    requirements = (Path(folder) / "requirements.txt").read_text()
+    assert "lightgbm==" in requirements and "scikit-learn==" in requirements
+
+
+def test_loaded_model_names_a_missing_or_mistyped_column(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult]
+) -> None:
+    lake, settings = setup
+    loaded = registry.load_model(settings, "champion")
+    val = labelled_frame(lake, COHORT)
+    with pytest.raises(FeatureFrameError, match="missing column\\(s\\): days_to_expiry"):
+        loaded.predict_proba(val.drop(columns=["days_to_expiry"]))
+    with pytest.raises(FeatureFrameError, match="column 'n_lapses' has dtype object"):
+        loaded.predict_proba(val.assign(n_lapses=val["n_lapses"].astype(str)))
+
+
+def test_gate_promotes_first_and_better_models_and_keeps_the_champion_against_a_worse_one(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult]
+) -> None:
+    _, settings = setup
+    first, strong, again = runs["weak"], runs["strong"], runs["weak-again"]
+    assert first.decision.promote and first.decision.reason == "no champion to beat"
+    assert strong.decision.promote
+    assert strong.decision.champion_version == first.version
+    assert strong.metrics["val_log_loss"] < strong.decision.champion_log_loss
+    assert not again.decision.promote
+    assert again.decision.champion_log_loss == pytest.approx(strong.metrics["val_log_loss"])
+    assert registry.alias_version(settings, registry.CHAMPION) == strong.version
+    assert registry.alias_version(settings, registry.CHALLENGER) == again.version
+    tags = _client(settings).get_model_version(settings.model_name, str(again.version)).tags
+    assert tags["promotion.decision"] == "kept champion"
+    assert f"champion v{strong.version}" in tags["promotion.reason"]
+    promotion = _client(settings).download_artifacts(again.run_id, "promotion.json")
+    assert '"promote": false' in Path(promotion).read_text()
+
+
+def test_manual_promotion_rolls_back_and_forward(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult]
+) -> None:
+    _, settings = setup
+    strong, first = runs["strong"], runs["weak"]
+    try:
+        assert registry.promote(settings, first.version) == strong.version
+        assert registry.alias_version(settings, registry.CHAMPION) == first.version
+        listed = {row["version"]: row for row in registry.list_versions(settings)}
+        assert listed[first.version]["aliases"] == ["champion"]
+        assert listed[strong.version]["val_log_loss"] == pytest.approx(strong.metrics["val_log_loss"])
+    finally:
+        registry.promote(settings, strong.version)
+    assert registry.alias_version(settings, registry.CHAMPION) == strong.version
+    with pytest.raises(ChurnError, match="has no version 99"):
+        registry.promote(settings, 99)
+
+
+def test_airflow_run_is_tagged(setup: tuple[Lake, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    lake, _ = setup
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_ID", "churn_train")
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_RUN_ID", "manual__2017-04-01")
+    tags = lineage_tags(lake, COHORT, ["2017-02"])
+    assert (tags["airflow_dag_id"], tags["airflow_run_id"]) == ("churn_train", "manual__2017-04-01")
+
+
+def test_feature_list_of_the_signature_is_the_spec(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult]
+) -> None:
+    _, settings = setup
+    from mlflow.models import get_model_info
+
+    info = get_model_info(f"models:/{settings.model_name}/{runs['strong'].version}")
+    assert info.signature.inputs.input_names() == list(FEATURE_NAMES)
