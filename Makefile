@@ -86,6 +86,8 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answ
 	 echo "== train on 2016-09..2017-02, validate on 2017-03, register in MLflow (.local/mlflow)"; \
 	 $(BIN)/churn train --cohort 2017-03; \
 	 $(BIN)/churn model list; \
+	 echo "== score every active user as of the last daily drop into churn_scores"; \
+	 $(BIN)/churn score --date $(lastword $(subst :, ,$(DEMO_DAYS))); \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)

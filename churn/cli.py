@@ -243,8 +243,32 @@ def model_promote(version: Annotated[int, typer.Option(help="Registered version 
 
 @app.command()
 def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> None:
-    """Score every active user as of the date with the champion and publish to the database."""
-    _not_built("score", "nightly scoring")
+    """Score every active user as of the date with the champion and publish to the database.
+
+    Active: membership expired at most CHURN_ACTIVE_GRACE_DAYS days before the date. Features as of the
+    date are built first when missing or stale. Re-running a date replaces its scores atomically.
+    """
+    from churn.gold import parse_date
+    from churn.lake import Lake
+    from churn.logs import new_run_id, run_context
+    from churn.scoring import score as run_scoring
+
+    settings = get_settings()
+    score_date = parse_date(date, "--date")
+    lake = Lake.from_settings(settings)
+    with run_context("score", new_run_id("score", score_date.isoformat())) as run_id:
+        report = run_scoring(lake, settings, score_date, run_id)
+    bands = ", ".join(f"{name} {count:,}" for name, count in report.bands.items())
+    extra = f"; dropped {len(report.dropped_dates)} dates past retention" if report.dropped_dates else ""
+    extra += (
+        f"; marked abandoned runs failed: {', '.join(report.abandoned_runs)}" if report.abandoned_runs else ""
+    )
+    seconds = ", ".join(f"{name} {value:.1f} s" for name, value in report.seconds.items())
+    typer.echo(
+        f"score {score_date}: {report.rows:,} active users of {report.users_with_features:,} with features "
+        f"scored by {settings.model_name} v{report.model_version} -> churn_scores ({bands}){extra}; "
+        f"run {run_id} published ({seconds})"
+    )
 
 
 @app.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
@@ -32,6 +33,8 @@ from churn.labels import RENEWAL_WINDOW_DAYS, label_cohort, parse_cohort
 from churn.lake import Lake
 from churn.settings import Settings
 from churn.userkey import bucket_of, decode_msno, user_id_of
+
+log = logging.getLogger(__name__)
 
 RELEASED_LABELS = {"2017-02": "bronze/train.csv", "2017-03": "bronze/train_v2.csv"}
 
@@ -186,6 +189,33 @@ def user_features(lake: Lake, msno: str, as_of: dt.date) -> dict[str, Any] | Non
     bucket = int(bucket_of(np.array([user_id]), _buckets(lake))[0])
     frame = build_features(*_silver_for(lake, bucket, as_of, user_id), as_of)
     return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def _fresh(lake: Lake, manifest_path: str, **expected: str) -> bool:
+    if not lake.exists(manifest_path):
+        return False
+    manifest = lake.read_json(manifest_path)
+    return all(manifest.get(key) == value for key, value in expected.items())
+
+
+def ensure_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> bool:
+    """Build a cohort's labels unless they were built from the current Silver; True when built."""
+    if _fresh(lake, f"gold/labels/cohort={cohort}/_manifest.json", silver_version=silver_version(lake)):
+        return False
+    log.info("building labels of cohort %s", cohort)
+    build_labels(lake, settings, cohort, run_id)
+    return True
+
+
+def ensure_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: str) -> bool:
+    """Build the features as of a date unless built from the current Silver and feature spec (a new
+    daily drop may add late rows dated on or before D); True when built."""
+    manifest = f"{features_prefix(as_of)}/_manifest.json"
+    if _fresh(lake, manifest, silver_version=silver_version(lake), spec_hash=SPEC_HASH):
+        return False
+    log.info("building features as of %s", as_of)
+    build_gold_features(lake, settings, as_of, run_id)
+    return True
 
 
 def parse_date(text: str, flag: str) -> dt.date:

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version as package_version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +27,7 @@ from churn.evaluation import classification_metrics, plots
 from churn.features import FEATURE_NAMES, SPEC_HASH
 from churn.labels import parse_cohort
 from churn.lake import Lake
+from churn.lineage import airflow_ids, git_commit
 from churn.params import Params
 from churn.pipeline import build_pipeline, calibrate, churn_probability, fit_pipeline, inner_pipeline
 from churn.settings import Settings
@@ -80,24 +78,10 @@ def cohorts_before(cohort: str, count: int) -> list[str]:
     return months[::-1]
 
 
-def _fresh(lake: Lake, manifest_path: str, **expected: str) -> bool:
-    if not lake.exists(manifest_path):
-        return False
-    manifest = lake.read_json(manifest_path)
-    return all(manifest.get(key) == value for key, value in expected.items())
-
-
 def ensure_gold(lake: Lake, settings: Settings, cohort: str, run_id: str) -> None:
     """Build the cohort's labels and its eve's features unless up to date with Silver and the spec."""
-    data_version = gold.silver_version(lake)
-    if not _fresh(lake, f"gold/labels/cohort={cohort}/_manifest.json", silver_version=data_version):
-        log.info("building labels of cohort %s", cohort)
-        gold.build_labels(lake, settings, cohort, run_id)
-    as_of = snapshot_date(cohort)
-    manifest = f"{gold.features_prefix(as_of)}/_manifest.json"
-    if not _fresh(lake, manifest, silver_version=data_version, spec_hash=SPEC_HASH):
-        log.info("building features as of %s", as_of)
-        gold.build_gold_features(lake, settings, as_of, run_id)
+    gold.ensure_labels(lake, settings, cohort, run_id)
+    gold.ensure_features(lake, settings, snapshot_date(cohort), run_id)
 
 
 def labelled_frame(lake: Lake, cohort: str) -> pd.DataFrame:
@@ -128,28 +112,17 @@ def oracle_probabilities(lake: Lake, cohort: str) -> pd.DataFrame | None:
     return lake.read_parquet(prefix).select(["msno", "churn_probability"]).to_pandas()
 
 
-def git_commit() -> str:
-    """The commit of the code that trains (unknown outside a git checkout, e.g. in an image)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-            text=True, timeout=10, check=True,
-        )  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def lineage_tags(lake: Lake, cohort: str, train_cohorts: list[str]) -> dict[str, str]:
     """Tags that trace a model to code, data, features and the Airflow run that made it."""
+    dag_id, dag_run_id = airflow_ids()
     return {
         "git_commit": git_commit(),
         "data_version": gold.silver_version(lake),
         "feature_spec_hash": SPEC_HASH,
         "val_cohort": cohort,
         "train_cohorts": ",".join(train_cohorts),
-        "airflow_dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID", ""),
-        "airflow_run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", ""),
+        "airflow_dag_id": dag_id,
+        "airflow_run_id": dag_run_id,
     }
 
 

@@ -18,13 +18,10 @@ from churn import registry
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES, SPEC_HASH
 from churn.gold import silver_version
-from churn.ingest import ingest
 from churn.lake import Lake
 from churn.params import Params
 from churn.pipeline import FeatureFrameError, churn_probability
 from churn.settings import Settings
-from churn.synth.profiles import get_profile
-from churn.synth.writer import write_dump
 from churn.training import TrainResult, labelled_frame, lineage_tags, train
 
 COHORT = "2017-03"
@@ -33,19 +30,16 @@ METRICS = ("val_log_loss", "val_roc_auc", "val_pr_auc", "val_brier", "val_ece", 
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Settings]:
+def setup(small_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Settings]:
     root = tmp_path_factory.mktemp("training")
-    lake = Lake(str(root / "lake"))
-    write_dump(lake, get_profile("tiny", users=3000, days=240), seed=5)
     settings = Settings(
-        lake_url=lake.url,
+        lake_url=small_lake.url,
         silver_buckets=4,
         dask_workers=1,
         mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
         mlflow_artifact_location=str(root / "artifacts"),
     )
-    ingest(lake, settings, "dump")
-    return lake, settings
+    return small_lake, settings
 
 
 def weak(params: Params) -> Params:

@@ -1,0 +1,349 @@
+"""The score tables: run bookkeeping, atomic per-date publishing, retention, recovery from dead runs.
+
+PostgreSQL: rows are COPY'd into a fresh table of the run, which gets its unique (msno) index and a
+CHECK on the date after the load; then one short transaction detaches and drops the date's old
+partition, attaches the new one (the CHECK spares the scan) and marks the run published. Readers of
+`churn_scores` see the old day or the new one, never a mix, and never a half-loaded table.
+
+SQLite (fallback): the same contract with DELETE + INSERT of the date's rows in one transaction.
+
+A session-level advisory lock per score date serialises runs of one date. It dies with its connection,
+so a run whose process was killed leaves a `running` row whose lock is free: the next run of that date
+marks it failed and drops its half-loaded table before starting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from sqlalchemy import Connection, Engine, text
+
+from churn.errors import ChurnError
+
+log = logging.getLogger(__name__)
+
+_LOCK_BASE = 0x73636F7265 << 20  # "score" << 20: one advisory lock key per score date (+ day number)
+_STAGE_PREFIX = "churn_scores_stage_"
+_PARTITION = re.compile(r"^churn_scores_p(\d{8})$")
+SCORE_COLUMNS = ("msno", "churn_probability", "risk_band")
+
+
+class ScoringBusyError(ChurnError):
+    """Another live run holds the date."""
+
+
+@dataclass(frozen=True)
+class ScoreRun:
+    """What a scoring run records about itself before it writes any score."""
+
+    run_id: str
+    score_date: dt.date
+    model_name: str
+    model_version: int
+    data_version: str = ""
+    feature_spec_hash: str = ""
+    code_version: str = ""
+    airflow_dag_id: str = ""
+    airflow_run_id: str = ""
+
+
+def is_postgres(engine: Engine) -> bool:
+    """True for PostgreSQL (partitions and COPY), False for the SQLite fallback."""
+    return engine.dialect.name == "postgresql"
+
+
+def partition_name(score_date: dt.date) -> str:
+    """The partition table that holds one date's scores."""
+    return f"churn_scores_p{score_date:%Y%m%d}"
+
+
+def stage_name(run_id: str) -> str:
+    """The table a run loads into before it is swapped in (a valid identifier made from the run id)."""
+    return (_STAGE_PREFIX + re.sub(r"[^a-z0-9]+", "_", run_id.lower()))[:63]
+
+
+def _lock_key(score_date: dt.date) -> int:
+    return _LOCK_BASE + (score_date - dt.date(1970, 1, 1)).days
+
+
+@contextmanager
+def date_lock(engine: Engine, score_date: dt.date) -> Iterator[None]:
+    """Hold the date's advisory lock for the whole run (PostgreSQL); refuse when a live run holds it."""
+    if not is_postgres(engine):
+        yield
+        return
+    with engine.connect() as connection:
+        got = connection.execute(
+            text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_key(score_date)}
+        ).scalar()
+        connection.commit()
+        if not got:
+            raise ScoringBusyError(f"another scoring run for {score_date} is in progress; try again later")
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key(score_date)})
+            connection.commit()
+
+
+def begin_run(engine: Engine, run: ScoreRun) -> list[str]:
+    """Record the run as running; first fail the date's abandoned runs (call under `date_lock`).
+
+    Returns the ids of the runs found abandoned (their process died before publishing).
+    """
+    with engine.begin() as connection:
+        abandoned = [
+            row[0]
+            for row in connection.execute(
+                text("SELECT run_id FROM score_runs WHERE score_date = :d AND status = 'running'"),
+                {"d": run.score_date},
+            )
+        ]
+        if abandoned:
+            connection.execute(
+                text(
+                    "UPDATE score_runs SET status = 'failed', finished_at = CURRENT_TIMESTAMP, "
+                    "error = 'abandoned: its process ended before publishing' "
+                    "WHERE score_date = :d AND status = 'running'"
+                ),
+                {"d": run.score_date},
+            )
+            if is_postgres(engine):
+                for run_id in abandoned:
+                    connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{stage_name(run_id)}"')
+            log.warning(
+                "marked abandoned scoring runs of %s failed: %s", run.score_date, ", ".join(abandoned)
+            )
+        connection.execute(
+            text(
+                "INSERT INTO score_runs (run_id, score_date, model_name, model_version, status, "
+                "data_version, feature_spec_hash, code_version, airflow_dag_id, airflow_run_id) "
+                "VALUES (:run_id, :score_date, :model_name, :model_version, 'running', :data_version, "
+                ":feature_spec_hash, :code_version, :airflow_dag_id, :airflow_run_id)"
+            ),
+            run.__dict__,
+        )
+    return abandoned
+
+
+def fail_run(engine: Engine, run_id: str, error: str) -> None:
+    """Mark a run failed with its reason and drop whatever it loaded; published scores stay."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE score_runs SET status = 'failed', finished_at = CURRENT_TIMESTAMP, error = :e "
+                "WHERE run_id = :r AND status = 'running'"
+            ),
+            {"e": error[:2000], "r": run_id},
+        )
+        if is_postgres(engine):
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{stage_name(run_id)}"')
+
+
+class _CsvStream(io.RawIOBase):
+    """A read-only file over CSV bytes encoded batch by batch (COPY reads it without the whole table
+    ever being text in memory)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self.error: BaseException | None = None  # what the producer raised (the driver hides it)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            try:
+                chunk = next(self._chunks, None)
+            except BaseException as error:
+                self.error = error
+                raise
+            if chunk is None:
+                return 0
+            self._buffer = chunk
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
+def _csv_chunks(batches: Iterable[pa.RecordBatch], counter: list[int]) -> Iterator[bytes]:
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    for batch in batches:
+        counter[0] += batch.num_rows
+        sink = io.BytesIO()
+        pacsv.write_csv(batch.select(list(SCORE_COLUMNS)), sink, options)
+        yield sink.getvalue()
+
+
+def _publish_postgres(
+    engine: Engine, run: ScoreRun, batches: Iterable[pa.RecordBatch], retention_days: int
+) -> tuple[int, list[dt.date]]:
+    stage, partition = stage_name(run.run_id), partition_name(run.score_date)
+    day = run.score_date.isoformat()
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        # The load: a plain logged table with the run's constants as column defaults, so COPY carries
+        # only the three per-user columns.
+        cursor.execute(f'DROP TABLE IF EXISTS "{stage}"')
+        cursor.execute(f'CREATE TABLE "{stage}" (LIKE churn_scores INCLUDING CONSTRAINTS)')
+        cursor.execute(
+            f'ALTER TABLE "{stage}" ALTER score_date SET DEFAULT %s, ALTER model_version SET DEFAULT %s, '
+            "ALTER run_id SET DEFAULT %s",
+            (day, run.model_version, run.run_id),
+        )
+        raw.commit()
+        counter = [0]
+        stream = _CsvStream(_csv_chunks(batches, counter))
+        try:
+            cursor.copy_expert(
+                f'COPY "{stage}" ({", ".join(SCORE_COLUMNS)}) FROM STDIN WITH (FORMAT csv)',
+                stream,
+                size=1 << 20,
+            )
+        except Exception:
+            if (
+                stream.error is not None
+            ):  # the producer failed (model, features): raise that, not the driver's
+                raise stream.error from None
+            raise
+        cursor.execute(
+            f'ALTER TABLE "{stage}" ALTER score_date DROP DEFAULT, ALTER model_version DROP DEFAULT, '
+            f'ALTER run_id DROP DEFAULT, ADD CONSTRAINT "{stage}_date" CHECK (score_date = %s)',
+            (day,),
+        )
+        cursor.execute(f'CREATE UNIQUE INDEX "{stage}_msno" ON "{stage}" (msno)')
+        raw.commit()
+
+        # The swap: one transaction, a few catalog changes; readers block for its duration only.
+        cursor.execute("SET LOCAL lock_timeout = '60s'")
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
+        if cursor.fetchone()[0]:
+            cursor.execute(f'ALTER TABLE churn_scores DETACH PARTITION "{partition}"')
+            cursor.execute(f'DROP TABLE "{partition}"')
+        cursor.execute(f'ALTER TABLE "{stage}" RENAME TO "{partition}"')
+        cursor.execute(f'ALTER INDEX "{stage}_msno" RENAME TO "{partition}_msno"')
+        cursor.execute(f'ALTER TABLE churn_scores ATTACH PARTITION "{partition}" FOR VALUES IN (%s)', (day,))
+        cursor.execute(f'ALTER TABLE "{partition}" DROP CONSTRAINT "{stage}_date"')
+        _mark_published(cursor, run, counter[0])
+        dropped = _retention_postgres(cursor, run.score_date - dt.timedelta(days=retention_days))
+        raw.commit()
+        return counter[0], dropped
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+
+
+def _mark_published(cursor: Any, run: ScoreRun, rows: int) -> None:
+    cursor.execute(
+        "UPDATE score_runs SET status = 'superseded' WHERE score_date = %s AND status = 'published'",
+        (run.score_date,),
+    )
+    cursor.execute(
+        "UPDATE score_runs SET status = 'published', rows_scored = %s, finished_at = CURRENT_TIMESTAMP "
+        "WHERE run_id = %s AND status = 'running'",
+        (rows, run.run_id),
+    )
+    if cursor.rowcount != 1:
+        raise ChurnError(f"scoring run {run.run_id} is no longer running (marked failed by another run?)")
+
+
+def _retention_postgres(cursor: Any, cutoff: dt.date) -> list[dt.date]:
+    """Detach and drop the partitions of dates on or before the cutoff."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'churn_scores'::regclass"
+    )
+    dropped = []
+    for (name,) in cursor.fetchall():
+        match = _PARTITION.match(name)
+        if match and dt.datetime.strptime(match.group(1), "%Y%m%d").date() <= cutoff:
+            cursor.execute(f'ALTER TABLE churn_scores DETACH PARTITION "{name}"')
+            cursor.execute(f'DROP TABLE "{name}"')
+            dropped.append(dt.datetime.strptime(match.group(1), "%Y%m%d").date())
+    return sorted(dropped)
+
+
+def _publish_sqlite(
+    engine: Engine, run: ScoreRun, batches: Iterable[pa.RecordBatch], retention_days: int
+) -> tuple[int, list[dt.date]]:
+    rows = 0
+    insert = text(
+        "INSERT INTO churn_scores (score_date, msno, churn_probability, risk_band, model_version, run_id) "
+        "VALUES (:d, :msno, :churn_probability, :risk_band, :v, :r)"
+    )
+    cutoff = run.score_date - dt.timedelta(days=retention_days)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM churn_scores WHERE score_date = :d"), {"d": run.score_date})
+        for batch in batches:
+            records = batch.select(list(SCORE_COLUMNS)).to_pylist()
+            for record in records:
+                record.update(d=run.score_date, v=run.model_version, r=run.run_id)
+            if records:
+                connection.execute(insert, records)
+            rows += len(records)
+        dropped = [
+            dt.date.fromisoformat(str(row[0]))
+            for row in connection.execute(
+                text("SELECT DISTINCT score_date FROM churn_scores WHERE score_date <= :c"), {"c": cutoff}
+            )
+        ]
+        connection.execute(text("DELETE FROM churn_scores WHERE score_date <= :c"), {"c": cutoff})
+        _mark_published_sqlite(connection, run, rows)
+    return rows, sorted(dropped)
+
+
+def _mark_published_sqlite(connection: Connection, run: ScoreRun, rows: int) -> None:
+    connection.execute(
+        text("UPDATE score_runs SET status = 'superseded' WHERE score_date = :d AND status = 'published'"),
+        {"d": run.score_date},
+    )
+    done = connection.execute(
+        text(
+            "UPDATE score_runs SET status = 'published', rows_scored = :n, finished_at = CURRENT_TIMESTAMP "
+            "WHERE run_id = :r AND status = 'running'"
+        ),
+        {"n": rows, "r": run.run_id},
+    )
+    if done.rowcount != 1:
+        raise ChurnError(f"scoring run {run.run_id} is no longer running (marked failed by another run?)")
+
+
+def publish(
+    engine: Engine, run: ScoreRun, batches: Iterable[pa.RecordBatch], retention_days: int
+) -> tuple[int, list[dt.date]]:
+    """Replace the date's scores with these rows (msno, churn_probability, risk_band) and mark the run
+    published, atomically; drop dates older than the retention. -> (rows, dates dropped)."""
+    started = time.perf_counter()
+    if is_postgres(engine):
+        rows, dropped = _publish_postgres(engine, run, batches, retention_days)
+    else:
+        rows, dropped = _publish_sqlite(engine, run, batches, retention_days)
+    log.info("published %d scores for %s in %.1f s", rows, run.score_date, time.perf_counter() - started)
+    return rows, dropped
+
+
+def record_timings(engine: Engine, run_id: str, **figures: float | int) -> None:
+    """Store a run's figures (seconds per phase, users with features) on its row."""
+    allowed = {"seconds_features", "seconds_predict", "seconds_publish", "users_with_features"}
+    unknown = set(figures) - allowed
+    if unknown:
+        raise ValueError(f"unknown score_runs figures: {sorted(unknown)}")
+    assignments = ", ".join(f"{name} = :{name}" for name in sorted(figures))
+    with engine.begin() as connection:
+        connection.execute(text(f"UPDATE score_runs SET {assignments} WHERE run_id = :run_id"),
+                           {**figures, "run_id": run_id})  # fmt: skip

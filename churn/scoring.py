@@ -1,0 +1,153 @@
+"""Nightly bulk scoring: the champion's churn probability for every active user as of D, published.
+
+Population (documented in the README): users with a transaction on or before D whose membership has
+not been expired for more than `CHURN_ACTIVE_GRACE_DAYS` days at D (days_to_expiry >= -grace). Users
+whose only expiries are corrupt (before 2000, the 1970 quirk) count as active when their last
+transaction is at most that many days old.
+
+The model is read once from the registry (`champion` alias), checked against the feature spec this code
+builds, and applied to the Gold features as of D in batches; each batch is banded and streamed to the
+database, which publishes the whole date atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn import gold, registry, scoredb
+from churn.db import check_connection, engine_from_settings
+from churn.errors import ChurnError
+from churn.features import SPEC_HASH
+from churn.lake import Lake
+from churn.lineage import airflow_ids, git_commit
+from churn.pipeline import churn_probability
+from churn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 262_144
+BAND_NAMES = {1: ("low", "high"), 2: ("low", "medium", "high"), 3: ("low", "medium", "high", "very_high")}
+
+
+def band_names(thresholds: list[float]) -> tuple[str, ...]:
+    """Names of the risk bands that `thresholds` (increasing) cut the probability range into."""
+    return BAND_NAMES.get(len(thresholds), tuple(f"band_{i}" for i in range(len(thresholds) + 1)))
+
+
+def risk_bands(p: np.ndarray, thresholds: list[float]) -> pa.Array:
+    """The band of each probability: below the first threshold is the lowest band; a probability equal
+    to a threshold belongs to the band above it."""
+    names = pa.array(band_names(thresholds))
+    return pc.take(names, pa.array(np.searchsorted(np.asarray(thresholds), p, side="right")))
+
+
+def active_mask(features: pa.Table, grace_days: int) -> np.ndarray:
+    """Which users of a feature table are in the scored population (see the module docstring)."""
+    to_expiry = features["days_to_expiry"].to_numpy(zero_copy_only=False)
+    since = features["days_since_transaction"].to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(to_expiry), since <= grace_days, to_expiry >= -grace_days)
+
+
+@dataclass
+class ScoreReport:
+    """What a scoring run did: counts, the model used, where it went and how long each phase took."""
+
+    run_id: str
+    score_date: dt.date
+    model_version: int
+    users_with_features: int = 0
+    rows: int = 0
+    bands: dict[str, int] = field(default_factory=dict)
+    dropped_dates: list[dt.date] = field(default_factory=list)
+    abandoned_runs: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def load_champion(settings: Settings) -> tuple[int, Any]:
+    """The champion's version and model, refusing one trained on another feature spec."""
+    version = registry.alias_version(settings, registry.CHAMPION)
+    if version is None:
+        raise ChurnError(
+            f"{settings.model_name} has no champion yet: run `churn train --cohort YYYY-MM` first"
+        )
+    tags = registry.client(settings).get_model_version(settings.model_name, str(version)).tags
+    spec = tags.get("feature_spec_hash")
+    if spec and spec != SPEC_HASH:
+        raise ChurnError(
+            f"champion v{version} was trained on feature spec {spec}, this code builds {SPEC_HASH}: "
+            "retrain (`churn train`) or promote a version trained on the current spec"
+        )
+    return version, registry.load_model(settings, version)
+
+
+def scored_batches(
+    model: Any, features: pa.Table, thresholds: list[float], report: ScoreReport
+) -> Iterator[pa.RecordBatch]:
+    """Predict and band the table batch by batch (bounded memory), counting bands and predict time."""
+    counts = dict.fromkeys(band_names(thresholds), 0)
+    for batch in features.to_batches(max_chunksize=BATCH_ROWS):
+        started = time.perf_counter()
+        p = churn_probability(model, batch.to_pandas())
+        bands = risk_bands(p, thresholds)
+        report.seconds["predict"] = report.seconds.get("predict", 0.0) + time.perf_counter() - started
+        for name, count in zip(
+            *np.unique(bands.to_numpy(zero_copy_only=False), return_counts=True), strict=True
+        ):
+            counts[str(name)] += int(count)
+        yield pa.record_batch([batch["msno"], pa.array(p), bands], names=list(scoredb.SCORE_COLUMNS))
+    report.bands = counts
+
+
+def score(lake: Lake, settings: Settings, score_date: dt.date, run_id: str) -> ScoreReport:
+    """Score every active user as of `score_date` with the champion and publish the date atomically."""
+    version, model = load_champion(settings)
+    engine = engine_from_settings(settings)
+    check_connection(engine)
+    report = ScoreReport(run_id, score_date, version)
+    dag_id, dag_run_id = airflow_ids()
+    run = scoredb.ScoreRun(
+        run_id=run_id, score_date=score_date, model_name=settings.model_name, model_version=version,
+        data_version=gold.silver_version(lake), feature_spec_hash=SPEC_HASH, code_version=git_commit(),
+        airflow_dag_id=dag_id, airflow_run_id=dag_run_id,
+    )  # fmt: skip
+    try:
+        with scoredb.date_lock(engine, score_date):
+            report.abandoned_runs = scoredb.begin_run(engine, run)
+            try:
+                started = time.perf_counter()
+                gold.ensure_features(lake, settings, score_date, run_id)
+                features = gold.read_features(lake, score_date)
+                report.users_with_features = features.num_rows
+                features = features.filter(pa.array(active_mask(features, settings.active_grace_days)))
+                if features.num_rows == 0:
+                    raise ChurnError(
+                        f"no active user as of {score_date} ({report.users_with_features} with features): "
+                        "refusing to replace published scores with an empty set"
+                    )
+                report.seconds["features"] = time.perf_counter() - started
+                started = time.perf_counter()
+                batches = scored_batches(model, features, settings.risk_band_thresholds, report)
+                report.rows, report.dropped_dates = scoredb.publish(
+                    engine, run, batches, settings.score_retention_days
+                )
+                report.seconds["publish"] = time.perf_counter() - started - report.seconds.get("predict", 0.0)
+            except BaseException as error:
+                scoredb.fail_run(engine, run_id, f"{type(error).__name__}: {error}")
+                raise
+        scoredb.record_timings(
+            engine, run_id, users_with_features=report.users_with_features,
+            **{f"seconds_{k}": round(v, 3) for k, v in report.seconds.items()},
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+    return report

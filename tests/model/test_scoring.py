@@ -1,0 +1,131 @@
+"""`churn score` end to end: the champion scores every active user of the lake into the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sqlalchemy import text
+
+from churn import registry
+from churn.db import make_engine
+from churn.errors import ChurnError
+from churn.gold import read_features
+from churn.lake import Lake
+from churn.migrations import upgrade
+from churn.params import Params
+from churn.pipeline import churn_probability
+from churn.scoring import active_mask, load_champion, risk_bands, score
+from churn.settings import Settings
+from churn.training import train
+
+DAY = dt.date(2017, 3, 31)
+
+
+@pytest.fixture(scope="module")
+def model_store(small_lake: Lake, params: Params, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A registry whose champion was trained on the small lake."""
+    root = tmp_path_factory.mktemp("scoring")
+    store = {
+        "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+        "mlflow_artifact_location": str(root / "a"),
+    }
+    settings = Settings(lake_url=small_lake.url, silver_buckets=4, dask_workers=1, **store)
+    train(small_lake, settings, params, "2017-03", "t-score")
+    return store
+
+
+@pytest.fixture
+def settings(small_lake: Lake, model_store: dict[str, str], db_url: str) -> Iterator[Settings]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    yield Settings(lake_url=small_lake.url, silver_buckets=4, dask_workers=1, database_url=db_url,
+                   score_retention_days=30, **model_store)  # fmt: skip
+
+
+def test_every_active_user_is_scored_with_the_champion(small_lake: Lake, settings: Settings) -> None:
+    report = score(small_lake, settings, DAY, "score-test-1")
+    features = read_features(small_lake, DAY)
+    active = features.filter(pa.array(active_mask(features, settings.active_grace_days)))
+    champion = registry.alias_version(settings, registry.CHAMPION)
+    assert report.rows == active.num_rows > 0
+    assert report.users_with_features == features.num_rows > active.num_rows
+    assert report.model_version == champion
+    assert sum(report.bands.values()) == report.rows
+    engine = make_engine(settings.database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT msno, churn_probability, model_version, run_id FROM churn_scores WHERE score_date = :d"
+            ),
+            {"d": DAY},
+        ).all()
+        run = (
+            connection.execute(text("SELECT * FROM score_runs WHERE run_id = 'score-test-1'"))
+            .mappings()
+            .one()
+        )
+    engine.dispose()
+    assert {r.msno for r in rows} == set(active["msno"].to_pylist())
+    assert {(r.model_version, r.run_id) for r in rows} == {(champion, "score-test-1")}
+    probabilities = churn_probability(load_champion(settings)[1], active.to_pandas())
+    expected = dict(zip(active["msno"].to_pylist(), probabilities, strict=True))
+    assert all(abs(r.churn_probability - expected[r.msno]) < 1e-12 for r in rows)
+    assert run["status"] == "published" and run["rows_scored"] == report.rows
+    assert run["model_name"] == settings.model_name and run["feature_spec_hash"]
+    assert run["seconds_predict"] is not None and run["data_version"]
+
+
+def test_a_second_run_of_the_date_replaces_the_first(small_lake: Lake, settings: Settings) -> None:
+    first = score(small_lake, settings, DAY, "score-test-a")
+    second = score(small_lake, settings, DAY, "score-test-b")
+    engine = make_engine(settings.database_url)
+    with engine.connect() as connection:
+        counts = connection.execute(
+            text("SELECT run_id, count(*) FROM churn_scores WHERE score_date = :d GROUP BY run_id"),
+            {"d": DAY},
+        ).all()
+        status = dict(connection.execute(text("SELECT run_id, status FROM score_runs")).all())
+    engine.dispose()
+    assert [tuple(c) for c in counts] == [("score-test-b", second.rows)]
+    assert first.rows == second.rows
+    assert status == {"score-test-a": "superseded", "score-test-b": "published"}
+
+
+def test_champion_of_another_feature_spec_is_refused(small_lake: Lake, settings: Settings) -> None:
+    client = registry.client(settings)
+    version = str(registry.alias_version(settings, registry.CHAMPION))
+    client.set_model_version_tag(settings.model_name, version, "feature_spec_hash", "0123456789abcdef")
+    try:
+        with pytest.raises(ChurnError, match="trained on feature spec 0123456789abcdef"):
+            score(small_lake, settings, DAY, "score-test-spec")
+    finally:
+        from churn.features import SPEC_HASH
+
+        client.set_model_version_tag(settings.model_name, version, "feature_spec_hash", SPEC_HASH)
+
+
+def test_no_champion_is_a_clear_error(small_lake: Lake, tmp_path: Path, sqlite_url: str) -> None:
+    empty = Settings(lake_url=small_lake.url, database_url=sqlite_url,
+                     mlflow_tracking_uri=f"sqlite:///{tmp_path / 'none.db'}")  # fmt: skip
+    with pytest.raises(ChurnError, match="has no champion yet: run `churn train"):
+        score(small_lake, empty, DAY, "score-none")
+
+
+def test_risk_bands_and_their_boundaries() -> None:
+    p = np.array([0.0, 0.29, 0.3, 0.59, 0.6, 1.0])
+    assert risk_bands(p, [0.3, 0.6]).to_pylist() == ["low", "low", "medium", "medium", "high", "high"]
+    assert risk_bands(p, [0.5]).to_pylist() == ["low", "low", "low", "high", "high", "high"]
+
+
+def test_active_population_rule() -> None:
+    table = pa.table({
+        "days_to_expiry": [10.0, -30.0, -31.0, np.nan, np.nan],
+        "days_since_transaction": [5.0, 40.0, 40.0, 30.0, 31.0],
+    })  # fmt: skip
+    assert active_mask(table, 30).tolist() == [True, True, False, True, False]
