@@ -61,7 +61,8 @@ def test_every_active_user_is_scored_with_the_champion(small_lake: Lake, setting
     with engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT msno, churn_probability, model_version, run_id FROM churn_scores WHERE score_date = :d"
+                "SELECT msno, churn_probability, model_version, run_id "
+                "FROM churn_scores WHERE score_date = :d"
             ),
             {"d": DAY},
         ).all()
