@@ -124,6 +124,8 @@ def begin_run(engine: Engine, run: ScoreRun) -> list[str]:
             log.warning(
                 "marked abandoned scoring runs of %s failed: %s", run.score_date, ", ".join(abandoned)
             )
+        if connection.execute(text("SELECT 1 FROM score_runs WHERE run_id = :r"), {"r": run.run_id}).first():
+            raise ChurnError(f"scoring run id {run.run_id} was used before: every run needs a new id")
         connection.execute(
             text(
                 "INSERT INTO score_runs (run_id, score_date, model_name, model_version, status, "
