@@ -83,12 +83,13 @@ def prepare(users: int) -> tuple[str, dict[str, str]]:
         tiled = real.take(pa.array(take))
         ids = np.arange(users, dtype=np.uint64)
         msno = [base64.b64encode(int(i).to_bytes(32, "big")).decode() for i in ids]
-        tiled = tiled.set_column(0, "msno", pa.array(msno)).set_column(1, "user_id", pa.array(ids.astype(np.int64)))
+        tiled = tiled.set_column(0, "msno", pa.array(msno))
+        tiled = tiled.set_column(1, "user_id", pa.array(ids.astype(np.int64)))
         lake.remove(prefix)
-        parts = 8
-        for index, start in enumerate(range(0, users, -(-users // parts))):
-            lake.write_parquet(f"{prefix}/part-{index:03d}.parquet", tiled.slice(start, -(-users // parts)),
-                               dictionary=False)  # fmt: skip
+        size = -(-users // 8)
+        for index, start in enumerate(range(0, users, size)):
+            part = tiled.slice(start, size)
+            lake.write_parquet(f"{prefix}/part-{index:03d}.parquet", part, dictionary=False)
         lake.write_json(f"{prefix}/_manifest.json", {
             "as_of": SCORE_DATE, "rows": users, "spec_hash": SPEC_HASH, "silver_version": silver_version(lake),
             "tiled_from": real.num_rows,
@@ -132,10 +133,11 @@ features = read_features(Lake({lake_url!r}), dt.date.fromisoformat({SCORE_DATE!r
 matrix = pipeline.named_steps["features"].transform(features.to_pandas())
 lgbm = pipeline.named_steps["model"]
 p = lgbm.predict_proba(matrix[:1000])[:, 1]
-rows = pa.table({{"score_date": pa.array([dt.date.fromisoformat({SCORE_DATE!r})] * len(features)),
-                 "msno": features["msno"], "churn_probability": pa.array(np.random.default_rng(0).random(len(features))),
-                 "risk_band": pa.array(["low"] * len(features)), "model_version": pa.array([version] * len(features)),
-                 "run_id": pa.array(["score-bench"] * len(features))}})
+n = len(features)
+rows = pa.table({{"score_date": pa.array([dt.date.fromisoformat({SCORE_DATE!r})] * n),
+                 "msno": features["msno"], "churn_probability": pa.array(np.random.default_rng(0).random(n)),
+                 "risk_band": pa.array(["low"] * n), "model_version": pa.array([version] * n),
+                 "run_id": pa.array(["score-bench"] * n)}})
 sink = io.BytesIO()
 pacsv.write_csv(rows, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 payload = sink.getvalue()
@@ -149,7 +151,8 @@ connection.commit()
 """
     predict_body = "p = lgbm.predict_proba(matrix)[:, 1]"
     copy_body = (
-        "cursor.copy_expert('COPY bench_copy FROM STDIN WITH (FORMAT csv)', io.BytesIO(payload), size=1 << 20)\n"
+        "sql = 'COPY bench_copy FROM STDIN WITH (FORMAT csv)'\n"
+        "cursor.copy_expert(sql, io.BytesIO(payload), size=1 << 20)\n"
         "connection.commit()"
     )
     predict, predict_rss = repeat(reference_setup, predict_body, times, env)
