@@ -90,10 +90,9 @@ def prepare(users: int) -> tuple[str, dict[str, str]]:
         for index, start in enumerate(range(0, users, size)):
             part = tiled.slice(start, size)
             lake.write_parquet(f"{prefix}/part-{index:03d}.parquet", part, dictionary=False)
-        lake.write_json(f"{prefix}/_manifest.json", {
-            "as_of": SCORE_DATE, "rows": users, "spec_hash": SPEC_HASH, "silver_version": silver_version(lake),
-            "tiled_from": real.num_rows,
-        })  # fmt: skip
+        manifest = {"as_of": SCORE_DATE, "rows": users, "spec_hash": SPEC_HASH,
+                    "silver_version": silver_version(lake), "tiled_from": real.num_rows}  # fmt: skip
+        lake.write_json(f"{prefix}/_manifest.json", manifest)
     return lake_url, env
 
 
