@@ -1,40 +1,119 @@
-"""The API application (`api.main:app`): settings and database engine set up once in the lifespan."""
+"""The API application (`api.main:app`).
+
+The lifespan reads settings, opens the database pool, loads the champion and the newest Silver day, and
+starts a background task that picks up a new champion (and new Silver days) without a restart. Errors
+are JSON: 503 while the database or the model is unavailable (the process stays up and recovers by
+itself), 422 naming the field, 413 for an oversized body, 401/403 for API keys.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
-from api.routers import health
-from churn.db import engine_from_settings
+from api.limits import BodyLimitMiddleware
+from api.metrics import MODEL_VERSION, MetricsMiddleware
+from api.routers import health, models, predict, scores
+from churn.db import DatabaseUnavailableError, engine_from_settings, redact
+from churn.gold import silver_last_day
+from churn.lake import Lake
 from churn.logs import configure_logging
+from churn.predlog import PredictionLog
+from churn.scorereads import CursorError
+from churn.serving import ChampionHolder, ModelUnavailableError
 from churn.settings import load_settings
+
+log = logging.getLogger("churn.api")
+
+
+def _silver_day(lake: Lake) -> object:
+    try:
+        return silver_last_day(lake, "user_logs")
+    except Exception as error:  # an unreachable lake must not stop the scores API
+        log.warning("cannot read the newest Silver day: %s", error)
+        return None
+
+
+async def _refresh_forever(app: FastAPI, seconds: float) -> None:
+    """Every `seconds`: swap in a new champion if the alias moved, re-read the newest Silver day."""
+    while True:
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(app.state.champion.refresh)
+        app.state.silver_day = await run_in_threadpool(_silver_day, app.state.lake)
+        with contextlib.suppress(ModelUnavailableError):
+            MODEL_VERSION.set(app.state.champion.current().version)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Read settings (a bad value stops start-up) and open the database pool; dispose of it on exit."""
+    """Set up shared state; a bad setting stops start-up, a missing model or database does not."""
     settings = load_settings()
     configure_logging(settings.log_level)
     app.state.settings = settings
     app.state.engine = engine_from_settings(settings)
+    app.state.lake = Lake.from_settings(settings)
+    app.state.prediction_log = PredictionLog(app.state.lake, settings.prediction_log_flush_rows)
+    app.state.champion = ChampionHolder(settings)
+    await run_in_threadpool(app.state.champion.refresh)
+    app.state.silver_day = await run_in_threadpool(_silver_day, app.state.lake)
+    with contextlib.suppress(ModelUnavailableError):
+        MODEL_VERSION.set(app.state.champion.current().version)
+    refresher = asyncio.create_task(_refresh_forever(app, settings.model_refresh_seconds))
     try:
         yield
     finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await run_in_threadpool(app.state.prediction_log.flush)
         app.state.engine.dispose()
+
+
+async def _database_down(request: Request, error: Exception) -> JSONResponse:
+    reason = (
+        str(getattr(error, "orig", error)).strip().splitlines()[0] if str(error) else type(error).__name__
+    )
+    url = redact(request.app.state.settings.database_url)
+    return JSONResponse(status_code=503, content={"detail": f"scores database unavailable ({url}): {reason}"})
+
+
+async def _model_unavailable(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(error)})
+
+
+async def _bad_cursor(request: Request, error: Exception) -> JSONResponse:
+    return JSONResponse(
+        status_code=422,
+        content={"detail": [{"loc": ["query", "cursor"], "msg": str(error), "type": "value_error"}]},
+    )
 
 
 def create_app() -> FastAPI:
     """Build the application; tests create their own instance with the environment they set."""
     app = FastAPI(
         title="KKBox churn scores",
-        version="0.1.0",
+        version="1.0.0",
         description="Nightly churn probabilities per user, and live predictions with the same model.",
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(scores.router)
+    app.include_router(predict.router)
+    app.include_router(models.router)
+    app.add_exception_handler(DBAPIError, _database_down)
+    app.add_exception_handler(DatabaseUnavailableError, _database_down)
+    app.add_exception_handler(ModelUnavailableError, _model_unavailable)
+    app.add_exception_handler(CursorError, _bad_cursor)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(MetricsMiddleware)
     return app
 
 

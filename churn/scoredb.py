@@ -1,9 +1,10 @@
 """The score tables: run bookkeeping, atomic per-date publishing, retention, recovery from dead runs.
 
-PostgreSQL: rows are COPY'd into a fresh table of the run, which gets its unique (msno) index and a
-CHECK on the date after the load; then one short transaction detaches and drops the date's old
-partition, attaches the new one (the CHECK spares the scan) and marks the run published. Readers of
-`churn_scores` see the old day or the new one, never a mix, and never a half-loaded table.
+PostgreSQL: rows are COPY'd into a fresh table of the run, which gets its indexes (unique msno for
+lookups, probability-desc for pages) and a CHECK on the date after the load; then one short transaction
+detaches and drops the date's old partition, attaches the new one (the CHECK spares the scan) and marks
+the run published. Readers of `churn_scores` see the old day or the new one, never a mix, and never a
+half-loaded table.
 
 SQLite (fallback): the same contract with DELETE + INSERT of the date's rows in one transaction.
 
@@ -227,6 +228,7 @@ def _publish_postgres(
             (day,),
         )
         cursor.execute(f'CREATE UNIQUE INDEX "{stage}_msno" ON "{stage}" (msno)')
+        cursor.execute(f'CREATE INDEX "{stage}_rank" ON "{stage}" (churn_probability DESC, msno)')
         raw.commit()
 
         # The swap: one transaction, a few catalog changes; readers block for its duration only.
@@ -237,6 +239,7 @@ def _publish_postgres(
             cursor.execute(f'DROP TABLE "{partition}"')
         cursor.execute(f'ALTER TABLE "{stage}" RENAME TO "{partition}"')
         cursor.execute(f'ALTER INDEX "{stage}_msno" RENAME TO "{partition}_msno"')
+        cursor.execute(f'ALTER INDEX "{stage}_rank" RENAME TO "{partition}_rank"')
         cursor.execute(f'ALTER TABLE churn_scores ATTACH PARTITION "{partition}" FOR VALUES IN (%s)', (day,))
         cursor.execute(f'ALTER TABLE "{partition}" DROP CONSTRAINT "{stage}_date"')
         _mark_published(cursor, run, counter[0])

@@ -1,7 +1,8 @@
 -- Nightly scores. `churn_scores` is partitioned by score date: a publish loads a new table, then swaps it
 -- in for the date in one transaction (readers see the old day or the new one, never a mix), and retention
--- drops whole partitions. Partitions carry their own UNIQUE (msno) index (built after the load); the
--- parent has none, so a partition never needs a second index to match it.
+-- drops whole partitions. Partitions carry their own indexes, built after the load: UNIQUE (msno) for
+-- lookups and (churn_probability DESC, msno) for pages; the parent has none, so attaching a partition
+-- never builds another.
 CREATE TABLE score_runs (
     run_id             TEXT PRIMARY KEY,
     score_date         DATE NOT NULL,

@@ -33,6 +33,7 @@ CREATE TABLE churn_scores (
     PRIMARY KEY (score_date, msno)
 );
 CREATE INDEX churn_scores_msno ON churn_scores (msno, score_date DESC);
+CREATE INDEX churn_scores_rank ON churn_scores (score_date, churn_probability DESC, msno);
 
 CREATE VIEW latest_scores AS
 SELECT s.msno, s.score_date, s.churn_probability, s.risk_band, s.model_version, s.run_id

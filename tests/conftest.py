@@ -7,6 +7,7 @@ missing server fails those tests; elsewhere they skip with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -19,8 +20,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from churn.ingest import ingest
+from churn.lake import Lake
 from churn.params import Params, load_params
-from churn.settings import get_settings
+from churn.settings import Settings, get_settings
+from churn.synth.profiles import get_profile
+from churn.synth.writer import write_dump
+from churn.training import train
 
 DEFAULT_TEST_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
@@ -165,3 +171,84 @@ def params() -> Params:
             ),
         }
     )
+
+
+@pytest.fixture(scope="session")
+def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """3,000 generated users with 240 days of history, in Silver (4 buckets)."""
+    lake = Lake(str(tmp_path_factory.mktemp("small") / "lake"))
+    write_dump(lake, get_profile("tiny", users=3000, days=240), seed=5)
+    ingest(lake, Settings(lake_url=lake.url, silver_buckets=4, dask_workers=1), "dump")
+    return lake
+
+
+@pytest.fixture(scope="session")
+def champion_store(
+    small_lake: Lake, params: Params, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """An MLflow store whose champion was trained on the small lake (validated on 2017-03).
+    Tests may add versions but must leave the champion alias where they found it."""
+    root = tmp_path_factory.mktemp("champion")
+    store = {
+        "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+        "mlflow_artifact_location": str(root / "a"),
+    }
+    settings = Settings(lake_url=small_lake.url, silver_buckets=4, dask_workers=1, **store)
+    train(small_lake, settings, params, "2017-03", "t-champion")
+    return store
+
+
+# -- a TCP proxy: a database that goes away and comes back ----------------------------------------------
+class TcpProxy:
+    """Forwards a loopback port to a server; `stop()` drops the port and every open connection, `start()`
+    brings the port back (the same one), so a client sees its server vanish and return."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in its thread
+            self._listener.close()
+            self._listener = None
+        for s in self._sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self._sockets = []

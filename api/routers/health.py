@@ -1,14 +1,16 @@
-"""Liveness and readiness: what an orchestrator probes before sending traffic."""
+"""Liveness, readiness and metrics: what an orchestrator and Prometheus probe (no API key)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import EngineDep
+from api.deps import ChampionDep, EngineDep
+from api.metrics import render
 from churn.db import DatabaseUnavailableError, check_connection
+from churn.serving import ModelUnavailableError
 
 router = APIRouter(tags=["health"])
 
@@ -24,6 +26,7 @@ class Readiness(BaseModel):
 
     status: str
     database: str
+    model: str
 
 
 @router.get("/healthz", response_model=Health)
@@ -33,11 +36,26 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-async def readyz(engine: EngineDep) -> Readiness | JSONResponse:
-    """Ready: the scores database answers. 503 (the process stays up) while it does not."""
+async def readyz(engine: EngineDep, holder: ChampionDep) -> Readiness | JSONResponse:
+    """Ready: the scores database answers and a champion is loaded. 503 (the process stays up) while
+    either is not; /scores keeps working without a model."""
+    database, model = "ok", "ok"
     try:
         await run_in_threadpool(check_connection, engine)
     except DatabaseUnavailableError as error:
-        body = Readiness(status="unavailable", database=str(error))
+        database = str(error)
+    try:
+        model = f"{holder.current().name} v{holder.current().version}"
+    except ModelUnavailableError as error:
+        model = f"unavailable: {error}"
+    if database != "ok" or model.startswith("unavailable"):
+        body = Readiness(status="unavailable", database=database, model=model)
         return JSONResponse(status_code=503, content=body.model_dump())
-    return Readiness(status="ok", database="ok")
+    return Readiness(status="ok", database=database, model=model)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def metrics() -> Response:
+    """Prometheus exposition (all workers' samples when PROMETHEUS_MULTIPROC_DIR is set)."""
+    body, content_type = render()
+    return Response(content=body, media_type=content_type)

@@ -6,16 +6,16 @@ import httpx
 import pytest
 
 from api.main import create_app
+from tests.api.conftest import Published
 from tests.conftest import LiveServer
 
 
-def test_healthz_and_readyz_with_database(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CHURN_DATABASE_URL", pg_url)
+def test_healthz_and_readyz_with_database_and_model(published: Published) -> None:
     with LiveServer(create_app()) as server:
         assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
         ready = httpx.get(f"{server.url}/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ok", "database": "ok"}
+        assert ready.json() == {"status": "ok", "database": "ok", "model": "kkbox-churn v1"}
 
 
 def test_readyz_is_503_json_while_database_is_down(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,35 +17,20 @@ from churn.errors import ChurnError
 from churn.gold import read_features
 from churn.lake import Lake
 from churn.migrations import upgrade
-from churn.params import Params
 from churn.pipeline import churn_probability
 from churn.scoring import active_mask, load_champion, risk_bands, score
 from churn.settings import Settings
-from churn.training import train
 
 DAY = dt.date(2017, 3, 31)
 
 
-@pytest.fixture(scope="module")
-def model_store(small_lake: Lake, params: Params, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A registry whose champion was trained on the small lake."""
-    root = tmp_path_factory.mktemp("scoring")
-    store = {
-        "mlflow_tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-        "mlflow_artifact_location": str(root / "a"),
-    }
-    settings = Settings(lake_url=small_lake.url, silver_buckets=4, dask_workers=1, **store)
-    train(small_lake, settings, params, "2017-03", "t-score")
-    return store
-
-
 @pytest.fixture
-def settings(small_lake: Lake, model_store: dict[str, str], db_url: str) -> Iterator[Settings]:
+def settings(small_lake: Lake, champion_store: dict[str, str], db_url: str) -> Iterator[Settings]:
     engine = make_engine(db_url)
     upgrade(engine)
     engine.dispose()
     yield Settings(lake_url=small_lake.url, silver_buckets=4, dask_workers=1, database_url=db_url,
-                   score_retention_days=30, **model_store)  # fmt: skip
+                   score_retention_days=30, **champion_store)  # fmt: skip
 
 
 def test_every_active_user_is_scored_with_the_champion(small_lake: Lake, settings: Settings) -> None:

@@ -1,0 +1,76 @@
+"""GET /scores...: the published nightly scores (read-only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import EngineDep
+from api.metrics import SCORE_LOOKUPS
+from api.schemas import MSNO_PATTERN, Problem, Score, ScoreHistory, ScorePage
+from api.security import ApiKey
+from churn import scorereads
+
+router = APIRouter(prefix="/scores", tags=["scores"], dependencies=[ApiKey])
+MsnoPath = Annotated[str, Path(pattern=MSNO_PATTERN, description="KKBox user id (URL-encode `/` as %2F)")]
+NOT_FOUND = {404: {"model": Problem}}
+
+
+@router.get(
+    "",
+    response_model=ScorePage,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON page, or the whole day as CSV"}},
+)
+def list_scores(
+    engine: EngineDep,
+    score_date: Annotated[dt.date | None, Query(description="Default: the newest published date")] = None,
+    min_probability: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+    max_probability: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+    risk_band: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="next_cursor of the previous page")
+    ] = None,
+    format: Annotated[Literal["json", "csv"] | None, Query(description="csv: stream the whole day")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> ScorePage | StreamingResponse:
+    """One day's scores, highest probability first, keyset-paginated; `format=csv` (or `Accept: text/csv`)
+    streams every matching row of the day instead."""
+    filters = scorereads.PageFilter(score_date, min_probability, max_probability, risk_band)
+    if format == "csv" or (format is None and accept is not None and "text/csv" in accept):
+        with engine.connect() as connection:
+            day = score_date or scorereads.newest_published_date(connection)
+        if day is None:
+            raise HTTPException(404, "no published scores yet")
+        return StreamingResponse(
+            scorereads.stream_csv(engine, filters, day),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="churn_scores_{day}.csv"'},
+        )
+    with engine.connect() as connection:
+        day, rows, next_cursor = scorereads.page(connection, filters, limit, cursor)
+    return ScorePage(score_date=day, items=[Score(**row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/{msno:path}/history", response_model=ScoreHistory, responses=NOT_FOUND)
+def score_history(msno: MsnoPath, engine: EngineDep) -> ScoreHistory:
+    """Every published score of a user, newest date first."""
+    with engine.connect() as connection:
+        rows = scorereads.history(connection, msno)
+    if not rows:
+        raise HTTPException(404, "no published score for this msno")
+    return ScoreHistory(msno=msno, scores=[Score(**row) for row in rows])
+
+
+@router.get("/{msno:path}", response_model=Score, responses=NOT_FOUND)
+def get_score(msno: MsnoPath, engine: EngineDep) -> Score:
+    """The newest published score of a user."""
+    with engine.connect() as connection:
+        row = scorereads.latest_score(connection, msno)
+    SCORE_LOOKUPS.labels("hit" if row else "miss").inc()
+    if row is None:
+        raise HTTPException(404, "no published score for this msno")
+    return Score(**row)

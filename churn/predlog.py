@@ -1,0 +1,67 @@
+"""Append-only log of live prediction inputs and outputs in the lake, for drift monitoring.
+
+Rows are buffered in memory and written as a new Parquet file per flush (never rewritten), partitioned
+by the prediction's as-of date: `monitoring/predictions/as_of=YYYY-MM-DD/part-<pid>-<uuid>.parquet`.
+Each row holds the request time, source (lake or events), msno, model version, probability and every
+feature value, so the weekly drift job can compare live inputs with training data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import uuid
+from typing import Any
+
+import pyarrow as pa
+
+from churn.features import FEATURE_NAMES
+from churn.lake import Lake
+
+log = logging.getLogger(__name__)
+
+PREFIX = "monitoring/predictions"
+
+
+class PredictionLog:
+    """Thread-safe buffer of prediction records, flushed to the lake by size or on demand."""
+
+    def __init__(self, lake: Lake, flush_rows: int = 1000) -> None:
+        self._lake = lake
+        self._flush_rows = flush_rows
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Buffer one record (keys: requested_at, source, msno, as_of, model_version, churn_probability,
+        and the features); flush when the buffer is full."""
+        with self._lock:
+            self._rows.append(record)
+            full = len(self._rows) >= self._flush_rows
+        if full:
+            self.flush()
+
+    def flush(self) -> int:
+        """Write the buffered rows, one file per as-of date; returns how many were written."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        by_day: dict[dt.date, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_day.setdefault(row["as_of"], []).append(row)
+        for day, group in by_day.items():
+            table = pa.table({
+                "requested_at": pa.array([r["requested_at"] for r in group], pa.timestamp("ms", tz="UTC")),
+                "source": pa.array([r["source"] for r in group], pa.string()),
+                "msno": pa.array([r.get("msno") for r in group], pa.string()),
+                "as_of": pa.array([r["as_of"] for r in group], pa.date32()),
+                "model_version": pa.array([r["model_version"] for r in group], pa.int32()),
+                "churn_probability": pa.array([r["churn_probability"] for r in group], pa.float64()),
+                **{n: pa.array([r.get(n) for r in group], pa.float64()) for n in FEATURE_NAMES},
+            })  # fmt: skip
+            path = f"{PREFIX}/as_of={day.isoformat()}/part-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
+            self._lake.write_parquet(path, table, dictionary=False)
+        if rows:
+            log.info("logged %d live predictions to %s", len(rows), self._lake.uri(PREFIX))
+        return len(rows)

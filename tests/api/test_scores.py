@@ -1,0 +1,148 @@
+"""GET /scores... over HTTP with the lifespan running, against real PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx
+import pytest
+
+from api.main import create_app
+from tests.api.conftest import NEW_DAY, OLD_DAY, Published, path_of
+from tests.conftest import LiveServer, TcpProxy
+
+
+def test_latest_score_of_a_user(published: Published) -> None:
+    with LiveServer(create_app()) as server:
+        both = httpx.get(f"{server.url}/scores/{path_of(published.both)}")
+        old_only = httpx.get(f"{server.url}/scores/{path_of(published.old_only)}")
+        unknown = httpx.get(f"{server.url}/scores/{path_of(published.unknown)}")
+    assert both.status_code == 200
+    body = both.json()
+    assert body["msno"] == published.both and body["score_date"] == NEW_DAY.isoformat()
+    assert body["run_id"] == "score-api-new" and body["risk_band"] in {"low", "medium", "high"}
+    assert old_only.json()["score_date"] == OLD_DAY.isoformat()  # not active on the newest day
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": "no published score for this msno"}
+
+
+def test_malformed_msno_is_422_naming_the_field(published: Published) -> None:
+    with LiveServer(create_app()) as server:
+        response = httpx.get(f"{server.url}/scores/not-a-user")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "msno"]
+
+
+def test_history_newest_first(published: Published) -> None:
+    with LiveServer(create_app()) as server:
+        response = httpx.get(f"{server.url}/scores/{path_of(published.both)}/history")
+        missing = httpx.get(f"{server.url}/scores/{path_of(published.unknown)}/history")
+    assert [s["score_date"] for s in response.json()["scores"]] == [NEW_DAY.isoformat(), OLD_DAY.isoformat()]
+    assert missing.status_code == 404
+
+
+def test_pages_walk_the_whole_day_in_order_once(published: Published) -> None:
+    seen: list[dict] = []
+    with LiveServer(create_app()) as server:
+        cursor = None
+        while True:
+            params = {"limit": 97} | ({"cursor": cursor} if cursor else {})
+            page = httpx.get(f"{server.url}/scores", params=params).json()
+            assert page["score_date"] == NEW_DAY.isoformat()
+            seen += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    assert len(seen) == published.new_rows
+    assert len({s["msno"] for s in seen}) == published.new_rows
+    keys = [(-s["churn_probability"], s["msno"]) for s in seen]
+    assert keys == sorted(keys)
+
+
+def test_filters_and_limits(published: Published) -> None:
+    with LiveServer(create_app()) as server:
+        url = f"{server.url}/scores"
+        medium = httpx.get(url, params={"risk_band": "medium", "score_date": OLD_DAY.isoformat()}).json()
+        low = httpx.get(url, params={"risk_band": "low", "limit": 1000}).json()["items"]
+        ranged = httpx.get(url, params={"min_probability": 0.1, "max_probability": 0.2, "limit": 1000}).json()
+        old = httpx.get(url, params={"score_date": OLD_DAY.isoformat(), "limit": 5}).json()
+        too_many = httpx.get(url, params={"limit": 1001})
+        bad_cursor = httpx.get(url, params={"cursor": "garbage"})
+        empty_day = httpx.get(url, params={"score_date": "2016-01-01"}).json()
+    assert low and all(s["risk_band"] == "low" for s in low)
+    assert len(medium["items"]) == 100 and medium["next_cursor"] is not None  # the old day is all medium
+    assert ranged["items"] and all(0.1 <= s["churn_probability"] <= 0.2 for s in ranged["items"])
+    assert {s["score_date"] for s in old["items"]} == {OLD_DAY.isoformat()} and len(old["items"]) == 5
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["query", "limit"]
+    assert bad_cursor.status_code == 422 and bad_cursor.json()["detail"][0]["loc"] == ["query", "cursor"]
+    assert empty_day["items"] == [] and empty_day["next_cursor"] is None
+
+
+@pytest.mark.parametrize("how", ["query", "accept"])
+def test_csv_streams_the_whole_day(published: Published, how: str) -> None:
+    with LiveServer(create_app()) as server:
+        if how == "query":
+            response = httpx.get(f"{server.url}/scores", params={"format": "csv", "risk_band": "low"})
+        else:
+            response = httpx.get(f"{server.url}/scores?risk_band=low", headers={"Accept": "text/csv"})
+        json_low = httpx.get(f"{server.url}/scores", params={"risk_band": "low", "limit": 1000}).json()[
+            "items"
+        ]
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(rows[0]) == [
+        "score_date",
+        "msno",
+        "churn_probability",
+        "risk_band",
+        "model_version",
+        "run_id",
+    ]
+    assert len(rows) > 1000 or len(rows) == len(json_low)
+    assert {r["risk_band"] for r in rows} == {"low"} and {r["score_date"] for r in rows} == {
+        NEW_DAY.isoformat()
+    }
+    assert [r["msno"] for r in rows[: len(json_low)]] == [s["msno"] for s in json_low]
+
+
+def test_api_keys(published: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURN_API_KEYS", "first-key,second-key")
+    target = f"/scores/{path_of(published.both)}"
+    with LiveServer(create_app()) as server:
+        missing = httpx.get(server.url + target)
+        wrong = httpx.get(server.url + target, headers={"X-API-Key": "nope"})
+        right = httpx.get(server.url + target, headers={"X-API-Key": "second-key"})
+        health = httpx.get(f"{server.url}/healthz")
+        metrics = httpx.get(f"{server.url}/metrics")
+    assert missing.status_code == 401 and missing.json() == {"detail": "missing X-API-Key header"}
+    assert wrong.status_code == 403 and wrong.json() == {"detail": "invalid API key"}
+    assert right.status_code == 200
+    assert health.status_code == 200 and metrics.status_code == 200
+
+
+def test_database_outage_is_503_and_recovers_by_itself(
+    published: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(published.settings.database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    monkeypatch.setenv("CHURN_DATABASE_URL", url.set(port=proxy.port).render_as_string(hide_password=False))
+    target = f"/scores/{path_of(published.both)}"
+    try:
+        with LiveServer(create_app()) as server:
+            assert httpx.get(server.url + target).status_code == 200
+            proxy.stop()
+            down = httpx.get(server.url + target, timeout=30)
+            ready = httpx.get(f"{server.url}/readyz", timeout=30)
+            alive = httpx.get(f"{server.url}/healthz")
+            proxy.start()
+            back = httpx.get(server.url + target, timeout=30)
+    finally:
+        proxy.stop()
+    assert down.status_code == 503
+    assert down.json()["detail"].startswith("scores database unavailable")
+    assert ready.status_code == 503 and alive.status_code == 200
+    assert back.status_code == 200 and back.json()["msno"] == published.both
