@@ -14,6 +14,7 @@ API_PORT ?= 8000
 DEMO_SEED ?= 7
 DEMO_DAYS ?= 2017-04-01:2017-04-03
 AIRFLOW_PORT ?= 8080
+PROM_DIR := $(LOCAL)/prometheus
 export AIRFLOW_HOME ?= $(CURDIR)/$(LOCAL)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
@@ -92,22 +93,32 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answ
 
 api-start: $(STAMP)
 	@$(MAKE) --no-print-directory api-stop >/dev/null
-	@nohup $(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(API_PORT) --workers 2 \
-	  >$(LOCAL)/api.log 2>&1 & echo $$! > $(LOCAL)/api.pid
+	@rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)
+	@PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) nohup $(BIN)/python -m api.serve --host 127.0.0.1 --port $(API_PORT) \
+	  --workers 2 >$(LOCAL)/api.log 2>&1 & echo $$! > $(LOCAL)/api.pid
 	@for i in $$(seq 1 60); do \
 	   curl -fsS http://127.0.0.1:$(API_PORT)/readyz >/dev/null 2>&1 && break; sleep 0.5; \
 	   if [ $$i = 60 ]; then echo "API did not become ready; see $(LOCAL)/api.log"; exit 1; fi; done
 	@echo "== API answering on http://127.0.0.1:$(API_PORT) (log $(LOCAL)/api.log, stop with make api-stop)"
-	@echo "   curl -s http://127.0.0.1:$(API_PORT)/healthz"
 	@echo "   curl -s http://127.0.0.1:$(API_PORT)/readyz"
+	@echo "   curl -s 'http://127.0.0.1:$(API_PORT)/scores?limit=3'"
+	@echo "   curl -s http://127.0.0.1:$(API_PORT)/scores/<msno, / as %2F>      (and .../history)"
+	@echo "   curl -s 'http://127.0.0.1:$(API_PORT)/scores?format=csv' > scores.csv"
+	@echo "   curl -s -X POST http://127.0.0.1:$(API_PORT)/predict -H 'content-type: application/json' -d '{\"msno\": \"<msno>\"}'"
+	@echo "   curl -s http://127.0.0.1:$(API_PORT)/models/champion ; curl -s http://127.0.0.1:$(API_PORT)/metrics"
+	@echo "   OpenAPI docs: http://127.0.0.1:$(API_PORT)/docs"
 	@curl -fsS http://127.0.0.1:$(API_PORT)/readyz; echo
+	@curl -fsS 'http://127.0.0.1:$(API_PORT)/scores?limit=2'; echo
 
-api: $(STAMP)  ## Serve the API in the foreground (uvicorn, 2 workers)
-	@url="$(DB_URL)"; CHURN_DATABASE_URL="$$url" \
-	 $(BIN)/uvicorn api.main:app --host 127.0.0.1 --port $(API_PORT) --workers 2
+api: $(STAMP)  ## Serve the API in the foreground (2 uvicorn workers, a SO_REUSEPORT socket each)
+	@rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)
+	@url="$(DB_URL)"; CHURN_DATABASE_URL="$$url" PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) \
+	 $(BIN)/python -m api.serve --host 127.0.0.1 --port $(API_PORT) --workers 2
 
-api-stop:  ## Stop the API that make demo left running
-	@if [ -f $(LOCAL)/api.pid ]; then kill $$(cat $(LOCAL)/api.pid) 2>/dev/null || true; rm -f $(LOCAL)/api.pid; fi
+api-stop:  ## Stop the API that make demo left running (waits until its port is free)
+	@if [ -f $(LOCAL)/api.pid ]; then pid=$$(cat $(LOCAL)/api.pid); kill $$pid 2>/dev/null || true; \
+	   for i in $$(seq 1 100); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	   rm -f $(LOCAL)/api.pid; fi
 
 mlflow-ui: $(STAMP)  ## Browse the local MLflow store (runs, plots, registered models) on port 5000
 	$(BIN)/mlflow ui --backend-store-uri $${CHURN_MLFLOW_TRACKING_URI:-sqlite:///$(LOCAL)/mlflow/mlflow.db} --port 5000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from api.limits import BodyLimitMiddleware
 from api.metrics import MODEL_VERSION, MetricsMiddleware
 from api.routers import health, models, predict, scores
-from churn.db import DatabaseUnavailableError, engine_from_settings, redact
+from churn.db import DatabaseUnavailableError, make_async_engine, redact
 from churn.gold import silver_last_day
 from churn.lake import Lake
 from churn.logs import configure_logging
@@ -58,7 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = load_settings()
     configure_logging(settings.log_level)
     app.state.settings = settings
-    app.state.engine = engine_from_settings(settings)
+    app.state.engine = make_async_engine(settings.database_url)
     app.state.lake = Lake.from_settings(settings)
     app.state.prediction_log = PredictionLog(app.state.lake, settings.prediction_log_flush_rows)
     app.state.champion = ChampionHolder(settings)
@@ -67,6 +68,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     with contextlib.suppress(ModelUnavailableError):
         MODEL_VERSION.set(app.state.champion.current().version)
     refresher = asyncio.create_task(_refresh_forever(app, settings.model_refresh_seconds))
+    # Everything loaded so far (libraries, the model) lives as long as the process: keep the cyclic GC
+    # from re-scanning it on every full collection, which otherwise pauses requests for ~100 ms.
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
@@ -74,7 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await refresher
         await run_in_threadpool(app.state.prediction_log.flush)
-        app.state.engine.dispose()
+        await app.state.engine.dispose()
 
 
 async def _database_down(request: Request, error: Exception) -> JSONResponse:
@@ -110,6 +115,7 @@ def create_app() -> FastAPI:
     app.include_router(models.router)
     app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(DatabaseUnavailableError, _database_down)
+    app.add_exception_handler(OSError, _database_down)  # asyncpg's connection refused/reset
     app.add_exception_handler(ModelUnavailableError, _model_unavailable)
     app.add_exception_handler(CursorError, _bad_cursor)
     app.add_middleware(BodyLimitMiddleware)

@@ -13,7 +13,7 @@ from api.deps import SettingsDep
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of CHURN_API_KEYS")
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_header)]) -> None:
+async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_header)]) -> None:
     """401 without a key, 403 with a wrong one; every configured key is compared (no early exit)."""
     if not settings.api_keys:
         return

@@ -5,8 +5,13 @@ One factory so every caller gets the same pool settings and the same error when 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 from churn.errors import ChurnError
 from churn.settings import Settings
@@ -57,6 +62,30 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
     return engine
 
 
+ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+
+
+def make_async_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """The same database for an asyncio server: asyncpg (prepared statements cached per connection, so a
+    hot query is planned once) or aiosqlite. Used by the API's read path, which never leaves the event
+    loop for a thread. Autocommit (each read is one statement: no BEGIN/ROLLBACK round trips) and no
+    pre-ping: a connection found dead fails its request (503) and invalidates the pool, so the next
+    request reconnects."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = make_url(database_url)
+    url = url.set(drivername=ASYNC_DRIVERS[url.get_backend_name()])
+    if url.get_backend_name() == "postgresql":
+        return create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"timeout": 5, "server_settings": {"application_name": "churn-api"}},
+        )
+    return create_async_engine(url, connect_args={"timeout": 30})
+
+
 def engine_from_settings(settings: Settings) -> Engine:
     """The scores-database engine for the configured `CHURN_DATABASE_URL`."""
     return make_engine(settings.database_url)
@@ -69,6 +98,20 @@ def check_connection(engine: Engine) -> None:
             connection.execute(text("SELECT 1"))
     except Exception as error:  # the driver's own exception types differ per backend
         reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        raise DatabaseUnavailableError(
+            f"cannot reach database {redact(engine.url.render_as_string(hide_password=False))}: {reason}"
+        ) from error
+
+
+async def check_async_connection(engine: AsyncEngine) -> None:
+    """`check_connection` for an async engine (the API's readiness probe)."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as error:  # the driver's own exception types differ per backend
+        reason = (
+            str(getattr(error, "orig", error)).strip().splitlines()[0] if str(error) else type(error).__name__
+        )
         raise DatabaseUnavailableError(
             f"cannot reach database {redact(engine.url.render_as_string(hide_password=False))}: {reason}"
         ) from error

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 RELEASED_LABELS = {"2017-02": "bronze/train.csv", "2017-03": "bronze/train_v2.csv"}
 
 
-def _buckets(lake: Lake) -> int:
+def bucket_count(lake: Lake) -> int:
+    """How many buckets Silver is laid out in (fixed when Silver was first written)."""
     if not lake.exists(LAYOUT):
         raise ChurnError(f"no Silver under {lake.uri('silver')}: run `churn ingest` first")
     return int(lake.read_json(LAYOUT)["buckets"])
@@ -94,7 +95,7 @@ def build_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> di
     _, month_end = parse_cohort(cohort)
     needed = month_end + dt.timedelta(days=RENEWAL_WINDOW_DAYS)
     prefix = f"gold/labels/cohort={cohort}"
-    buckets = _buckets(lake)
+    buckets = bucket_count(lake)
     last = silver_last_day(lake)
     lake.remove(prefix)
     if last is not None and last >= needed:
@@ -163,7 +164,7 @@ def build_gold_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: 
     """Gold features of every user with a transaction on or before `as_of`, one task per bucket."""
     started = time.perf_counter()
     prefix = features_prefix(as_of)
-    buckets = _buckets(lake)
+    buckets = bucket_count(lake)
     tasks = [(lake.url, lake.storage_options, b, as_of, prefix) for b in range(buckets)]
     rows = sum(run_tasks(settings, _feature_task, tasks))
     manifest = {
@@ -186,7 +187,7 @@ def user_features(lake: Lake, msno: str, as_of: dt.date) -> dict[str, Any] | Non
         user_id = user_id_of(msno)
     except ValueError as error:
         raise ChurnError(str(error)) from None
-    bucket = int(bucket_of(np.array([user_id]), _buckets(lake))[0])
+    bucket = int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
     frame = build_features(*_silver_for(lake, bucket, as_of, user_id), as_of)
     return None if frame.empty else frame.iloc[0].to_dict()
 

@@ -8,7 +8,9 @@ the nightly score of the same rows are the same number. Raw events arrive as `ch
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel
@@ -17,6 +19,7 @@ from churn import kkbox
 from churn.features import build_features
 from churn.gold import user_features
 from churn.lake import Lake
+from churn.userkey import bucket_of, user_id_of
 
 LIVE_USER_ID = 0  # raw events carry no lake key; the frame needs one
 
@@ -58,3 +61,30 @@ def features_of_user(lake: Lake, msno: str, as_of: dt.date) -> pd.DataFrame:
     """The feature frame of a known user from Silver (empty when the user has no transaction by then)."""
     row = user_features(lake, msno, as_of)
     return pd.DataFrame([row]) if row is not None else pd.DataFrame()
+
+
+def events_of_user(lake: Lake, msno: str, as_of: dt.date) -> dict[str, Any]:
+    """A known user's Silver rows up to `as_of` as a raw-events body (KKBox field names, dates as
+    YYYYMMDD): what a client holding the same events would send to POST /predict."""
+    from churn.gold import bucket_count
+    from churn.ingest import read_silver
+
+    user = user_id_of(msno)
+    bucket = int(bucket_of(np.array([user]), bucket_count(lake))[0])
+
+    def records(table: str, date_column: str | None) -> list[dict[str, Any]]:
+        filters = [("user_id", "=", user)] + ([(date_column, "<=", as_of)] if date_column else [])
+        rows = read_silver(lake, table, bucket, filters=filters).drop(["user_id"]).to_pylist()
+        return [
+            {k: int(v.strftime("%Y%m%d")) if isinstance(v, dt.date) else v for k, v in r.items()}
+            for r in rows
+        ]
+
+    members = records("members", None)
+    return {
+        "msno": msno,
+        "as_of": as_of.isoformat(),
+        "member": members[-1] if members else None,
+        "transactions": records("transactions", "transaction_date"),
+        "user_logs": records("user_logs", "date"),
+    }

@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from churn.errors import ChurnError
 
@@ -37,34 +38,32 @@ class PageFilter:
     risk_band: str | None = None
 
 
-def newest_published_date(connection: Connection) -> dt.date | None:
+async def newest_published_date(connection: AsyncConnection) -> dt.date | None:
     """The newest date with a published run (the date readers get by default)."""
-    value = connection.execute(
-        text("SELECT max(score_date) FROM score_runs WHERE status = 'published'")
-    ).scalar()
+    value = await connection.scalar(text("SELECT max(score_date) FROM score_runs WHERE status = 'published'"))
     return None if value is None else dt.date.fromisoformat(str(value))
 
 
-def latest_score(connection: Connection, msno: str) -> dict[str, Any] | None:
+async def latest_score(connection: AsyncConnection, msno: str) -> dict[str, Any] | None:
     """A user's newest published score: first on the newest published date (one round trip; PostgreSQL
     prunes to that date's partition at run time and probes one index), then among the user's older
     dates (a user not active on the newest date keeps an older score)."""
-    row = connection.execute(
+    row = (await connection.execute(
         text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE msno = :m AND score_date = "
              "(SELECT max(score_date) FROM score_runs WHERE status = 'published')"),
         {"m": msno},
-    ).mappings().first()  # fmt: skip
+    )).mappings().first()  # fmt: skip
     if row is None:
-        row = connection.execute(
+        row = (await connection.execute(
             text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE msno = :m ORDER BY score_date DESC LIMIT 1"),
             {"m": msno},
-        ).mappings().first()  # fmt: skip
+        )).mappings().first()  # fmt: skip
     return dict(row) if row is not None else None
 
 
-def history(connection: Connection, msno: str) -> list[dict[str, Any]]:
+async def history(connection: AsyncConnection, msno: str) -> list[dict[str, Any]]:
     """A user's published scores, newest date first."""
-    rows = connection.execute(
+    rows = await connection.execute(
         text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE msno = :m ORDER BY score_date DESC"), {"m": msno}
     )
     return [dict(r) for r in rows.mappings()]
@@ -100,8 +99,8 @@ def _where(filters: PageFilter, day: dt.date) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), params
 
 
-def page(
-    connection: Connection, filters: PageFilter, limit: int, cursor: str | None
+async def page(
+    connection: AsyncConnection, filters: PageFilter, limit: int, cursor: str | None
 ) -> tuple[dt.date | None, list[dict[str, Any]], str | None]:
     """One page of a day's scores, highest probability first. -> (date, rows, next cursor or None)."""
     day = filters.score_date
@@ -112,25 +111,27 @@ def page(
             raise CursorError(f"cursor pages {cursor_day}, the request asks for {day}")
         day, after = cursor_day, (probability, msno)
     if day is None:
-        day = newest_published_date(connection)
+        day = await newest_published_date(connection)
         if day is None:
             return None, [], None
     where, params = _where(filters, day)
     if after is not None:
         where += " AND (churn_probability < :ap OR (churn_probability = :ap AND msno > :am))"
         params.update(ap=after[0], am=after[1])
-    rows = connection.execute(
+    rows = (await connection.execute(
         text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE {where} "
              "ORDER BY churn_probability DESC, msno ASC LIMIT :limit"),
         {**params, "limit": limit + 1},
-    ).mappings().all()  # fmt: skip
+    )).mappings().all()  # fmt: skip
     items = [dict(r) for r in rows[:limit]]
     more = len(rows) > limit
     next_cursor = encode_cursor(day, items[-1]["churn_probability"], items[-1]["msno"]) if more else None
     return day, items, next_cursor
 
 
-def stream_csv(engine: Engine, filters: PageFilter, day: dt.date, batch: int = 10_000) -> Iterator[bytes]:
+async def stream_csv(
+    engine: AsyncEngine, filters: PageFilter, day: dt.date, batch: int = 10_000
+) -> AsyncIterator[bytes]:
     """A day's filtered scores as CSV, fetched with a server-side cursor batch by batch (bounded memory
     whatever the size of the day)."""
     where, params = _where(filters, day)
@@ -138,10 +139,13 @@ def stream_csv(engine: Engine, filters: PageFilter, day: dt.date, batch: int = 1
         f"SELECT {CSV_FIELDS} FROM churn_scores WHERE {where} ORDER BY churn_probability DESC, msno ASC"
     )
     yield (CSV_FIELDS.replace(" ", "") + "\n").encode()
-    with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, max_row_buffer=batch).execute(sql, params)
-        while rows := result.fetchmany(batch):
-            yield "".join(
-                f"{r.score_date},{r.msno},{r.churn_probability!r},{r.risk_band},{r.model_version},{r.run_id}\n"
-                for r in rows
-            ).encode()
+    async with engine.connect() as autocommit:
+        # a server-side cursor lives in a transaction: one consistent snapshot of the day
+        connection = await autocommit.execution_options(isolation_level="REPEATABLE READ")
+        async with connection.begin():
+            result = await connection.stream(sql, params)
+            async for rows in result.partitions(batch):
+                yield "".join(
+                    f"{r.score_date},{r.msno},{r.churn_probability!r},{r.risk_band},{r.model_version},{r.run_id}\n"
+                    for r in rows
+                ).encode()

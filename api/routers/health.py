@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import ChampionDep, EngineDep
 from api.metrics import render
-from churn.db import DatabaseUnavailableError, check_connection
+from churn.db import DatabaseUnavailableError, check_async_connection
 from churn.serving import ModelUnavailableError
 
 router = APIRouter(tags=["health"])
@@ -41,7 +40,7 @@ async def readyz(engine: EngineDep, holder: ChampionDep) -> Readiness | JSONResp
     either is not; /scores keeps working without a model."""
     database, model = "ok", "ok"
     try:
-        await run_in_threadpool(check_connection, engine)
+        await check_async_connection(engine)
     except DatabaseUnavailableError as error:
         database = str(error)
     try:

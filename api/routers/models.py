@@ -12,7 +12,7 @@ router = APIRouter(prefix="/models", tags=["models"], dependencies=[ApiKey])
 
 
 @router.get("/champion", response_model=ChampionModel, responses={503: {"model": Problem}})
-def champion(holder: ChampionDep) -> ChampionModel:
+async def champion(holder: ChampionDep) -> ChampionModel:
     """The champion being served: version, training time, validation metrics, feature list."""
     loaded = holder.current()
     return ChampionModel(

@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pyarrow as pa
 import pytest
 
 from api.main import create_app
 from churn import registry
 from churn.gold import read_features
-from churn.ingest import read_silver
 from churn.lake import Lake
+from churn.live import events_of_user
 from churn.pipeline import churn_probability
 from churn.predlog import PREFIX
-from churn.userkey import bucket_of, user_id_of
 from tests.api.conftest import NEW_DAY, Published, path_of
 from tests.conftest import LiveServer
 
 
 def events_of(lake: Lake, msno: str) -> dict[str, Any]:
-    """A user's Silver rows as a raw-events body in KKBox field names (dates as YYYYMMDD)."""
-    user = user_id_of(msno)
-    bucket = int(bucket_of(np.array([user]), 4)[0])
-
-    def records(table: str) -> list[dict[str, Any]]:
-        rows = (
-            read_silver(lake, table, bucket, filters=[("user_id", "=", user)]).drop(["user_id"]).to_pylist()
-        )
-        return [
-            {k: int(v.strftime("%Y%m%d")) if isinstance(v, dt.date) else v for k, v in r.items()}
-            for r in rows
-        ]
-
-    members = records("members")
-    return {"msno": msno, "member": members[-1] if members else None,
-            "transactions": records("transactions"), "user_logs": records("user_logs")}  # fmt: skip
+    return events_of_user(lake, msno, NEW_DAY)
 
 
 def test_live_prediction_matches_the_nightly_score_by_lake_and_by_events(
