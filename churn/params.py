@@ -81,3 +81,22 @@ def load_params(path: str | Path) -> Params:
             for problem in error.errors()
         )
         raise ChurnError(f"{path}: {problems}") from None
+
+
+def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+    """Params with `{"lightgbm.num_leaves": 31, "train.samplers": ["none"]}`-style overrides applied and
+    validated like the file (an unknown key or bad value names itself)."""
+    data = params.model_dump()
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if section not in data or not name:
+            raise ChurnError(f"override {key!r}: use section.name with section train or lightgbm")
+        data[section][name] = value
+    try:
+        return Params.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ChurnError(f"overrides: {problems}") from None

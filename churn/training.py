@@ -260,13 +260,31 @@ def _log_and_register(
     return run.info.run_id, version
 
 
-def train(lake: Lake, settings: Settings, params: Params, cohort: str, run_id: str) -> TrainResult:
-    """Train on the cohorts before `cohort`, validate on it, register the best candidate, gate it."""
+def train(
+    lake: Lake,
+    settings: Settings,
+    params: Params,
+    cohort: str,
+    run_id: str,
+    sample_fraction: float = 1.0,
+    promote: bool = True,
+) -> TrainResult:
+    """Train on the cohorts before `cohort`, validate on it, register the best candidate, gate it.
+
+    `sample_fraction` < 1 trains on that share of the training users (a stable hash: quick trial runs);
+    the validation cohort is never sampled. With `promote` False the version is registered as
+    challenger whatever its figures (the gate's figures are still computed and logged).
+    """
+    if not 0.0 < sample_fraction <= 1.0:
+        raise ChurnError(f"sample_fraction must be in (0, 1], got {sample_fraction}")
     started = time.perf_counter()
     train_cohorts = cohorts_before(cohort, params.train.train_cohorts)
     for month in [*train_cohorts, cohort]:
         ensure_gold(lake, settings, month, run_id)
     train_frame = pd.concat([labelled_frame(lake, month) for month in train_cohorts], ignore_index=True)
+    if sample_fraction < 1.0:
+        keep = user_fraction(train_frame["user_id"].to_numpy(), params.train.seed + 1) < sample_fraction
+        train_frame = train_frame[keep].reset_index(drop=True)
     val = labelled_frame(lake, cohort)
     for name, frame in (("training", train_frame), ("validation", val)):
         if frame["is_churn"].nunique() < 2:
@@ -278,6 +296,10 @@ def train(lake: Lake, settings: Settings, params: Params, cohort: str, run_id: s
     p = churn_probability(model, val)
     metrics = {**figures, **_evaluate(lake, cohort, val, p), "rows_train": float(len(train_frame))}
     decision = _gate(settings, val, metrics["val_log_loss"])
+    if not promote and decision.promote:
+        decision = registry.Decision(False, f"promotion disabled by the caller (gate: {decision.reason})",
+                                     decision.challenger_log_loss, decision.champion_log_loss,
+                                     decision.champion_version)  # fmt: skip
     tags = {**lineage_tags(lake, cohort, train_cohorts), "churn_run_id": run_id, "sampler": sampler}
     run_params = {
         **params.flat(),
@@ -285,6 +307,8 @@ def train(lake: Lake, settings: Settings, params: Params, cohort: str, run_id: s
         "val_cohort": cohort,
         "train_cohorts": ",".join(train_cohorts),
         "promotion_margin": settings.promotion_margin,
+        "sample_fraction": sample_fraction,
+        "promote_requested": promote,
     }
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     mlflow_run, version = _log_and_register(settings, run_params, tags, model, val, p, metrics, decision)

@@ -1,0 +1,96 @@
+"""Pipeline steps as orchestrators call them: plain arguments in (dates as ISO strings), a small JSON-able
+summary out, settings read from the environment (`CHURN_*`).
+
+Airflow tasks are one call each into this module; so are the `churn` commands' cores. Nothing here
+decides dates: they come from the caller (a DAG's data interval, a CLI flag).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from churn.lake import Lake
+from churn.logs import new_run_id, run_context
+from churn.settings import get_settings
+
+
+def _lake() -> Lake:
+    return Lake.from_settings(get_settings())
+
+
+def ingest(run_id: str | None = None) -> dict[str, Any]:
+    """Bronze -> Silver for every source not ingested yet (idempotent)."""
+    from churn.ingest import ingest as run_ingest
+
+    settings = get_settings()
+    with run_context("ingest", run_id or new_run_id("ingest")) as rid:
+        report = run_ingest(_lake(), settings, rid)
+    return {"run_id": rid, "sources": len(report.sources), "skipped": len(report.skipped), **report.summary()}
+
+
+def features(as_of: str, run_id: str | None = None) -> dict[str, Any]:
+    """Gold features as of a date, built unless already built from the current Silver and spec."""
+    from churn.gold import ensure_features, features_prefix, parse_date
+
+    day = parse_date(as_of, "as_of")
+    lake = _lake()
+    with run_context("features", run_id or new_run_id("features", as_of)) as rid:
+        built = ensure_features(lake, get_settings(), day, rid)
+    return {"as_of": as_of, "built": built, "path": lake.uri(features_prefix(day)), "run_id": rid}
+
+
+def labels(cohort: str, run_id: str | None = None) -> dict[str, Any]:
+    """Gold labels of a cohort, built unless already built from the current Silver."""
+    from churn.gold import ensure_labels
+
+    with run_context("labels", run_id or new_run_id("labels", cohort)) as rid:
+        built = ensure_labels(_lake(), get_settings(), cohort, rid)
+    return {"cohort": cohort, "built": built, "run_id": rid}
+
+
+def validate(stage: str, as_of: str | None = None) -> dict[str, Any]:
+    """Run a stage's expectation suite; raises ValidationFailed (a ChurnError) on a critical failure."""
+    from churn.gold import parse_date
+    from churn.validation import validate as run_validation
+
+    day = parse_date(as_of, "as_of") if as_of else None
+    with run_context("validate", new_run_id("validate", stage)) as rid:
+        report = run_validation(_lake(), stage, day, rid)
+    return {"stage": stage, "as_of": as_of, "evaluated": report.evaluated, "warnings": len(report.failures),
+            "docs": report.docs_uri}  # fmt: skip
+
+
+def train(
+    cohort: str,
+    overrides: dict[str, Any] | None = None,
+    sample_fraction: float = 1.0,
+    promote: bool = True,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """Train on the cohorts before `cohort`, validate on it, register; promote through the gate when
+    `promote` (else the version stays challenger)."""
+    from churn.params import load_params, with_overrides
+    from churn.training import train as run_training
+
+    settings = get_settings()
+    params = with_overrides(load_params(settings.params_file), overrides or {})
+    with run_context("train", run_id or new_run_id("train", cohort)) as rid:
+        result = run_training(_lake(), settings, params, cohort, rid, sample_fraction=sample_fraction,
+                              promote=promote)  # fmt: skip
+    metrics = {k: v for k, v in result.metrics.items() if k.startswith(("val_", "oracle_"))}
+    return {"cohort": cohort, "version": result.version, "promoted": result.decision.promote,
+            "reason": result.decision.reason, "mlflow_run_id": result.run_id, "metrics": metrics}  # fmt: skip
+
+
+def score(score_date: str, run_id: str | None = None) -> dict[str, Any]:
+    """Score every active user as of the date with the champion and publish the date atomically."""
+    from churn.gold import parse_date
+    from churn.scoring import score as run_scoring
+
+    day: dt.date = parse_date(score_date, "score_date")
+    with run_context("score", run_id or new_run_id("score", score_date)) as rid:
+        report = run_scoring(_lake(), get_settings(), day, rid)
+    return {"score_date": score_date, "run_id": rid, "rows": report.rows, "bands": report.bands,
+            "model_version": report.model_version, "users_with_features": report.users_with_features,
+            "dropped_dates": [d.isoformat() for d in report.dropped_dates]}  # fmt: skip

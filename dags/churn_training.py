@@ -1,0 +1,82 @@
+"""### Training
+
+Triggered from the UI with a form: the validation cohort month, a sample of the training users for quick
+trials, hyperparameter overrides (`{"lightgbm.num_leaves": 31}`) and whether the gate may promote.
+Builds the labels and eve-of-month features of the validation cohort and the `train.train_cohorts`
+months before it, validates the Gold features, then trains, evaluates, registers in MLflow and applies
+the promotion gate (figures and decision in the MLflow run and on the model version).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, Param, dag, task
+
+MODEL = Asset(name="churn_champion", uri="churn://registry/kkbox-churn")
+IO_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1), "retry_exponential_backoff": True}
+
+
+@dag(
+    dag_id="churn_training",
+    schedule=None,
+    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["churn"],
+    doc_md=__doc__,
+    params={
+        "cohort": Param(
+            "2017-03",
+            type="string",
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            description="Validation cohort month (trains on the months before it)",
+        ),
+        "sample_fraction": Param(
+            1.0,
+            type="number",
+            minimum=0.01,
+            maximum=1.0,
+            description="Share of training users to use (quick trials)",
+        ),
+        "overrides": Param(
+            {}, type="object", description='Hyperparameters, e.g. {"lightgbm.num_leaves": 31}'
+        ),
+        "promote": Param(True, type="boolean", description="Let the gate promote a better model"),
+    },
+)
+def churn_training() -> None:
+    @task(**IO_RETRIES)
+    def gold_data(params: dict | None = None) -> list[str]:
+        from churn import steps
+        from churn.params import load_params
+        from churn.settings import get_settings
+        from churn.training import cohorts_before, snapshot_date
+
+        cohort = (params or {})["cohort"]
+        count = load_params(get_settings().params_file).train.train_cohorts
+        days = []
+        for month in [*cohorts_before(cohort, count), cohort]:
+            steps.labels(month)
+            days.append(steps.features(snapshot_date(month).isoformat())["as_of"])
+        return days
+
+    @task
+    def validate_gold(days: list[str]) -> int:
+        from churn import steps
+
+        return sum(steps.validate("gold", day)["evaluated"] for day in days)
+
+    @task(outlets=[MODEL])
+    def train_register_promote(params: dict | None = None) -> dict:
+        from churn import steps
+
+        p = params or {}
+        return steps.train(
+            p["cohort"], p.get("overrides") or {}, float(p["sample_fraction"]), bool(p["promote"])
+        )
+
+    validate_gold(gold_data()) >> train_register_promote()
+
+
+churn_training()
