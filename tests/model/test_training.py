@@ -53,8 +53,13 @@ def weak(params: Params) -> Params:
 def runs(setup: tuple[Lake, Settings], params: Params) -> dict[str, TrainResult]:
     lake, settings = setup
     results = {"weak": train(lake, settings, weak(params), COHORT, "t-weak")}
+    # better than the weak champion, but the caller forbids promotion
+    results["held-back"] = train(lake, settings, params, COHORT, "t-held-back", promote=False)
     results["strong"] = train(lake, settings, params, COHORT, "t-strong")
     results["weak-again"] = train(lake, settings, weak(params), COHORT, "t-weak-again")
+    results["sampled"] = train(
+        lake, settings, params, COHORT, "t-sampled", sample_fraction=0.5, promote=False
+    )
     return results
 
 
@@ -122,7 +127,7 @@ def test_gate_promotes_first_and_better_models_and_keeps_the_champion_against_a_
     assert not again.decision.promote
     assert again.decision.champion_log_loss == pytest.approx(strong.metrics["val_log_loss"])
     assert registry.alias_version(settings, registry.CHAMPION) == strong.version
-    assert registry.alias_version(settings, registry.CHALLENGER) == again.version
+    assert registry.alias_version(settings, registry.CHALLENGER) in {again.version, runs["sampled"].version}
     tags = _client(settings).get_model_version(settings.model_name, str(again.version)).tags
     assert tags["promotion.decision"] == "kept champion"
     assert f"champion v{strong.version}" in tags["promotion.reason"]
@@ -164,3 +169,17 @@ def test_feature_list_of_the_signature_is_the_spec(
 
     info = get_model_info(f"models:/{settings.model_name}/{runs['strong'].version}")
     assert info.signature.inputs.input_names() == list(FEATURE_NAMES)
+
+
+def test_promotion_can_be_held_back_and_training_users_sampled(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult]
+) -> None:
+    _, settings = setup
+    held, full, sampled = runs["held-back"], runs["strong"], runs["sampled"]
+    assert not held.decision.promote and held.decision.reason.startswith("promotion disabled by the caller")
+    assert held.metrics["val_log_loss"] < runs["weak"].metrics["val_log_loss"]  # the gate alone would promote
+    assert registry.alias_version(settings, registry.CHAMPION) == full.version
+    assert 0.4 * full.metrics["rows_train"] < sampled.metrics["rows_train"] < 0.6 * full.metrics["rows_train"]
+    assert sampled.metrics["rows_val"] == full.metrics["rows_val"]  # validation is never sampled
+    run = _client(settings).get_run(sampled.run_id)
+    assert run.data.params["sample_fraction"] == "0.5" and run.data.params["promote_requested"] == "False"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from churn.errors import ChurnError
-from churn.params import load_params
+from churn.params import load_params, with_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,3 +39,16 @@ def test_unknown_key_is_refused(tmp_path: Path) -> None:
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ChurnError, match=re.escape("nope.yaml: params file not found")):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_overrides_apply_and_are_validated() -> None:
+    params = load_params(REPO / "params.yaml")
+    changed = with_overrides(params, {"lightgbm.num_leaves": 31, "train.samplers": ["none"]})
+    assert changed.lightgbm.num_leaves == 31 and changed.train.samplers == ["none"]
+    assert params.lightgbm.num_leaves != 31 or params.train.samplers != ["none"]  # the original is untouched
+    with pytest.raises(
+        ChurnError, match=re.escape("overrides: lightgbm.num_leaves: Input should be greater")
+    ):
+        with_overrides(params, {"lightgbm.num_leaves": 1})
+    with pytest.raises(ChurnError, match=re.escape("use section.name")):
+        with_overrides(params, {"num_leaves": 31})
