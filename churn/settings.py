@@ -65,6 +65,7 @@ class Settings(BaseSettings):
 
     # API.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_public_url: str = "http://127.0.0.1:8000"
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
     model_refresh_seconds: float = Field(default=30.0, gt=0.0, le=86_400.0)
     prediction_log_flush_rows: int = Field(default=1000, ge=1, le=1_000_000)
