@@ -49,12 +49,12 @@ def churn_training() -> None:
     @task(**IO_RETRIES)
     def gold_data(params: dict | None = None) -> list[str]:
         from churn import steps
-        from churn.params import load_params
+        from churn.params import load_params, with_overrides
         from churn.settings import get_settings
         from churn.training import cohorts_before, snapshot_date
 
-        cohort = (params or {})["cohort"]
-        count = load_params(get_settings().params_file).train.train_cohorts
+        cohort, overrides = (params or {})["cohort"], (params or {}).get("overrides") or {}
+        count = with_overrides(load_params(get_settings().params_file), overrides).train.train_cohorts
         days = []
         for month in [*cohorts_before(cohort, count), cohort]:
             steps.labels(month)

@@ -160,3 +160,35 @@ print("STATE", run.state)
     check.dispose()
     assert len(runs) == 1 and runs[0].status == "published" and runs[0].rows_scored == rows > 0
     assert runs[0].airflow_dag_id == "churn_nightly_scoring" and runs[0].airflow_run_id
+
+
+@pytest.mark.slow
+def test_training_dag_run_registers_a_champion(small_lake: Lake, tmp_path: Path) -> None:
+    store = tmp_path / "mlflow"
+    env = airflow_env(tmp_path, {
+        "CHURN_LAKE_URL": small_lake.url, "CHURN_SILVER_BUCKETS": "4", "CHURN_DASK_WORKERS": "1",
+        "CHURN_MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+        "CHURN_MLFLOW_ARTIFACT_LOCATION": str(store / "artifacts"),
+        "CHURN_PARAMS_FILE": str(REPO / "params.yaml"),
+    })  # fmt: skip
+    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    overrides = {"train.train_cohorts": 2, "lightgbm.n_estimators": 200, "lightgbm.learning_rate": 0.1}
+    conf = {"cohort": "2017-03", "sample_fraction": 1.0, "promote": True, "overrides": overrides}
+    code = f"""
+import datetime as dt
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("churn_training")
+run = dag.test(run_conf={conf!r})
+print("STATE", run.state)
+"""
+    out = run_python(code, env, timeout=900)
+    assert "STATE success" in out, out[-3000:]
+    from churn import registry
+    from churn.settings import Settings
+
+    settings = Settings(mlflow_tracking_uri=env["CHURN_MLFLOW_TRACKING_URI"])
+    assert registry.alias_version(settings, registry.CHAMPION) == 1
+    tags = registry.client(settings).get_model_version(settings.model_name, "1").tags
+    assert tags["airflow_dag_id"] == "churn_training" and tags["airflow_run_id"]
+    assert tags["train_cohorts"] == "2017-01,2017-02"  # the form's override reached training
