@@ -25,6 +25,15 @@ export AIRFLOW__CORE__PARALLELISM ?= 4
 # PostgreSQL cluster (SQLite with a notice where no PostgreSQL binaries exist). Expanded only by recipes.
 DB_URL = $${CHURN_DATABASE_URL:-$$($(BIN)/churn db local-start)}
 
+# $(call dag_test,DAG_ID,LOGICAL_DATE,LOG_NAME [extra args]): one `airflow dags test` run, its log in
+# .local/demo-<name>.log, failing the recipe (with the log's tail) when the run does not succeed.
+define dag_test
+$(BIN)/airflow dags test $(1) $(2) $(wordlist 2,99,$(3)) >$(LOCAL)/demo-$(firstword $(3)).log 2>&1 \
+  && grep -q "state=success" $(LOCAL)/demo-$(firstword $(3)).log \
+  && echo "   $(1): success" \
+  || { echo "   $(1) failed; see $(LOCAL)/demo-$(firstword $(3)).log"; tail -30 $(LOCAL)/demo-$(firstword $(3)).log; exit 1; }
+endef
+
 .PHONY: help setup lock lint format test demo api api-start api-stop mlflow-ui airflow bench clean distclean
 
 help:  ## List the targets
@@ -65,30 +74,33 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting
 test: $(STAMP)  ## Run the test suite (PostgreSQL tests use CHURN_TEST_DATABASE_URL, default 127.0.0.1:5432/test)
 	$(BIN)/pytest
 
-demo: $(STAMP)  ## Run the whole job on embedded defaults and leave the API answering
-	@mkdir -p $(LOCAL)
+demo: $(STAMP)  ## Run the whole job on embedded defaults, through Airflow, and leave the API answering
+	@mkdir -p $(LOCAL) $(AIRFLOW_HOME)
 	@url="$(DB_URL)"; export CHURN_DATABASE_URL="$$url"; \
 	 echo "== scores database: $$url"; \
 	 $(BIN)/churn db upgrade; \
-	 echo "== generate the Kaggle-format history dump and three daily drops (demo profile)"; \
+	 echo "== Airflow metadata in $(AIRFLOW_HOME) (SQLite); DAG runs log to $(LOCAL)/demo-*.log"; \
+	 $(BIN)/airflow db migrate >$(LOCAL)/demo-airflow-db.log 2>&1; \
+	 echo "== generate the Kaggle-format history dump (demo profile, up to 2017-03-31)"; \
 	 $(BIN)/churn synth --profile demo --seed $(DEMO_SEED); \
-	 $(BIN)/churn synth --profile demo --seed $(DEMO_SEED) --daily $(DEMO_DAYS); \
-	 echo "== ingest Bronze -> Silver"; \
-	 $(BIN)/churn ingest; \
-	 echo "== Gold: labels of the Feb/Mar 2017 cohorts, features at their snapshots"; \
-	 $(BIN)/churn labels --cohort 2017-02; \
-	 $(BIN)/churn labels --cohort 2017-03; \
-	 $(BIN)/churn features --as-of 2017-01-31; \
-	 $(BIN)/churn features --as-of 2017-02-28; \
-	 echo "== validate Silver and Gold (Data Docs under data/lake/reports/validation/)"; \
-	 $(BIN)/churn validate --stage silver --as-of $(lastword $(subst :, ,$(DEMO_DAYS))); \
-	 $(BIN)/churn validate --stage gold --as-of 2017-01-31; \
-	 $(BIN)/churn validate --stage gold --as-of 2017-02-28; \
-	 echo "== train on 2016-09..2017-02, validate on 2017-03, register in MLflow (.local/mlflow)"; \
-	 $(BIN)/churn train --cohort 2017-03; \
+	 echo "== Airflow churn_ingest for 2017-03-31: dump -> Silver, validated"; \
+	 $(call dag_test,churn_ingest,2017-04-01T01:00:00+00:00,ingest-2017-03-31); \
+	 echo "== Airflow churn_training: train on 2016-09..2017-02, validate on 2017-03, register (MLflow in .local/mlflow)"; \
+	 $(call dag_test,churn_training,,training -c '{"cohort": "2017-03"}'); \
 	 $(BIN)/churn model list; \
-	 echo "== score every active user as of the last daily drop into churn_scores"; \
-	 $(BIN)/churn score --date $(lastword $(subst :, ,$(DEMO_DAYS))); \
+	 first=$(firstword $(subst :, ,$(DEMO_DAYS))); last=$(lastword $(subst :, ,$(DEMO_DAYS))); day=$$first; \
+	 while [ "$$day" \< "$$last" ] || [ "$$day" = "$$last" ]; do \
+	   next=$$(date -u -d "$$day + 1 day" +%F); \
+	   echo "== day $$day: daily drop, Airflow churn_ingest, then churn_nightly_scoring"; \
+	   $(BIN)/churn synth --profile demo --seed $(DEMO_SEED) --daily $$day:$$day; \
+	   $(call dag_test,churn_ingest,$${next}T01:00:00+00:00,ingest-$$day); \
+	   $(call dag_test,churn_nightly_scoring,$${next}T02:00:00+00:00,scoring-$$day); \
+	   day=$$next; \
+	 done; \
+	 echo "== published score runs"; \
+	 $(BIN)/python -c "from churn.db import engine_from_settings; from churn.settings import get_settings; \
+	   from sqlalchemy import text; e = engine_from_settings(get_settings()); c = e.connect(); \
+	   [print('  ', *r) for r in c.execute(text('SELECT score_date, status, rows_scored, model_version, airflow_dag_id FROM score_runs ORDER BY score_date, started_at'))]"; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)
