@@ -125,16 +125,39 @@ print(json.dumps(times))
     assert all(seconds < 0.5 for seconds in times.values()), times
 
 
+def copy_to_s3(lake: Lake, endpoint: str, bucket: str) -> str:
+    """The lake's Silver on the loopback S3 server; returns its s3:// URL."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint)
+    root = Path(lake.url)
+    for path in root.rglob("*"):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and relative.startswith("silver/"):
+            client.upload_file(str(path), bucket, f"lake/{relative}")
+    return f"s3://{bucket}/lake"
+
+
 @pytest.mark.slow
-def test_nightly_scoring_dag_run_publishes_scores(
-    small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_nightly_scoring_dag_runs_publish_and_a_rerun_replaces(
+    small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path, where: str,
+    request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     engine = make_engine(pg_url)
     upgrade(engine)
     engine.dispose()
+    lake_env = {"CHURN_LAKE_URL": small_lake.url}
+    if where == "s3":
+        endpoint, bucket = request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")
+        lake_env = {
+            "CHURN_LAKE_URL": copy_to_s3(small_lake, endpoint, bucket), "CHURN_S3_ENDPOINT_URL": endpoint,
+            "CHURN_S3_ACCESS_KEY_ID": "testing", "CHURN_S3_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }  # fmt: skip
     env = airflow_env(tmp_path, {
-        "CHURN_LAKE_URL": small_lake.url, "CHURN_DATABASE_URL": pg_url, "CHURN_SILVER_BUCKETS": "4",
-        "CHURN_DASK_WORKERS": "1", "CHURN_MLFLOW_TRACKING_URI": champion_store["mlflow_tracking_uri"],
+        **lake_env, "CHURN_DATABASE_URL": pg_url, "CHURN_SILVER_BUCKETS": "4", "CHURN_DASK_WORKERS": "1",
+        "CHURN_MLFLOW_TRACKING_URI": champion_store["mlflow_tracking_uri"],
         "CHURN_MLFLOW_ARTIFACT_LOCATION": champion_store["mlflow_artifact_location"],
     })  # fmt: skip
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
@@ -143,23 +166,25 @@ def test_nightly_scoring_dag_run_publishes_scores(
 import datetime as dt
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("churn_nightly_scoring")
-run = dag.test(logical_date=dt.datetime(2017, 4, 1, 2, tzinfo=dt.timezone.utc))  # scores 2017-03-31
-print("STATE", run.state)
+for _ in range(2):  # the same interval twice: the second run replaces the first
+    run = dag.test(logical_date=dt.datetime(2017, 4, 1, 2, tzinfo=dt.timezone.utc))  # scores 2017-03-31
+    print("STATE", run.state)
 """
     out = run_python(code, env)
-    assert "STATE success" in out, out[-3000:]
+    assert out.count("STATE success") == 2, out[-3000:]
     check = create_engine(pg_url)
     with check.connect() as connection:
         query = (
             "SELECT status, rows_scored, airflow_dag_id, airflow_run_id FROM score_runs WHERE score_date = :d"
         )
-        runs = connection.execute(text(query), {"d": "2017-03-31"}).all()
+        runs = connection.execute(text(query + " ORDER BY started_at"), {"d": "2017-03-31"}).all()
         rows = connection.execute(
             text("SELECT count(*) FROM churn_scores WHERE score_date = '2017-03-31'")
         ).scalar()
     check.dispose()
-    assert len(runs) == 1 and runs[0].status == "published" and runs[0].rows_scored == rows > 0
-    assert runs[0].airflow_dag_id == "churn_nightly_scoring" and runs[0].airflow_run_id
+    assert [r.status for r in runs] == ["superseded", "published"]
+    assert runs[1].rows_scored == rows > 0
+    assert runs[1].airflow_dag_id == "churn_nightly_scoring" and runs[1].airflow_run_id
 
 
 @pytest.mark.slow
