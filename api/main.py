@@ -44,11 +44,16 @@ def _silver_day(lake: Lake) -> object:
 
 
 async def _refresh_forever(app: FastAPI, seconds: float) -> None:
-    """Every `seconds`: swap in a new champion if the alias moved, re-read the newest Silver day."""
+    """Every `seconds`: swap in a new champion if the alias moved, re-read the newest Silver day, and
+    write out the buffered prediction log (so a quiet worker does not sit on its rows)."""
     while True:
         await asyncio.sleep(seconds)
         await run_in_threadpool(app.state.champion.refresh)
         app.state.silver_day = await run_in_threadpool(_silver_day, app.state.lake)
+        try:
+            await run_in_threadpool(app.state.prediction_log.flush)
+        except Exception as error:  # the lake being away must not stop the loop; the rows stay buffered
+            log.warning("cannot write the prediction log: %s", error)
         with contextlib.suppress(ModelUnavailableError):
             MODEL_VERSION.set(app.state.champion.current().version)
 
@@ -115,7 +120,7 @@ def create_app() -> FastAPI:
     app.include_router(models.router)
     app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(DatabaseUnavailableError, _database_down)
-    app.add_exception_handler(OSError, _database_down)  # asyncpg's connection refused/reset
+    app.add_exception_handler(ConnectionError, _database_down)  # asyncpg: connection refused or reset
     app.add_exception_handler(ModelUnavailableError, _model_unavailable)
     app.add_exception_handler(CursorError, _bad_cursor)
     app.add_middleware(BodyLimitMiddleware)

@@ -44,24 +44,36 @@ class PredictionLog:
             self.flush()
 
     def flush(self) -> int:
-        """Write the buffered rows, one file per as-of date; returns how many were written."""
+        """Write the buffered rows, one file per as-of date; returns how many were written. If the lake
+        refuses a write, the days not yet written go back to the buffer and the error is raised."""
         with self._lock:
             rows, self._rows = self._rows, []
         by_day: dict[dt.date, list[dict[str, Any]]] = {}
         for row in rows:
             by_day.setdefault(row["as_of"], []).append(row)
+        written: set[dt.date] = set()
         for day, group in by_day.items():
-            table = pa.table({
-                "requested_at": pa.array([r["requested_at"] for r in group], pa.timestamp("ms", tz="UTC")),
-                "source": pa.array([r["source"] for r in group], pa.string()),
-                "msno": pa.array([r.get("msno") for r in group], pa.string()),
-                "as_of": pa.array([r["as_of"] for r in group], pa.date32()),
-                "model_version": pa.array([r["model_version"] for r in group], pa.int32()),
-                "churn_probability": pa.array([r["churn_probability"] for r in group], pa.float64()),
-                **{n: pa.array([r.get(n) for r in group], pa.float64()) for n in FEATURE_NAMES},
-            })  # fmt: skip
-            path = f"{PREFIX}/as_of={day.isoformat()}/part-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
-            self._lake.write_parquet(path, table, dictionary=False)
+            try:
+                self._write(day, group)
+            except BaseException:
+                pending = [r for r in rows if r["as_of"] not in written]
+                with self._lock:
+                    self._rows = pending + self._rows
+                raise
+            written.add(day)
         if rows:
             log.info("logged %d live predictions to %s", len(rows), self._lake.uri(PREFIX))
         return len(rows)
+
+    def _write(self, day: dt.date, group: list[dict[str, Any]]) -> None:
+        table = pa.table({
+            "requested_at": pa.array([r["requested_at"] for r in group], pa.timestamp("ms", tz="UTC")),
+            "source": pa.array([r["source"] for r in group], pa.string()),
+            "msno": pa.array([r.get("msno") for r in group], pa.string()),
+            "as_of": pa.array([r["as_of"] for r in group], pa.date32()),
+            "model_version": pa.array([r["model_version"] for r in group], pa.int32()),
+            "churn_probability": pa.array([r["churn_probability"] for r in group], pa.float64()),
+            **{n: pa.array([r.get(n) for r in group], pa.float64()) for n in FEATURE_NAMES},
+        })  # fmt: skip
+        path = f"{PREFIX}/as_of={day.isoformat()}/part-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
+        self._lake.write_parquet(path, table, dictionary=False)

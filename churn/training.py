@@ -138,7 +138,8 @@ def _champion_log_loss(
     try:
         model = registry.load_model(settings, champion)
         p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
-    except ChurnError as error:
+    except Exception as error:  # an unreadable artifact or a frame it cannot score: it cannot compete
+        log.warning("champion v%s cannot be evaluated: %s", champion, error)
         return None, champion, f"champion v{champion} cannot score this frame: {error}"
     return float(log_loss(y_val, p, labels=[0, 1])), champion, "evaluated"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,27 @@ def test_predictions_are_logged_to_the_lake(published: Published, small_lake: La
     assert logged["churn_probability"][0].as_py() == pytest.approx(
         churn_probability(model, row.to_pandas())[0]
     )
+
+
+def test_prediction_log_keeps_rows_the_lake_refused(tmp_path: Path) -> None:
+    from churn.predlog import PredictionLog
+
+    class FlakyLake(Lake):
+        fail = True
+
+        def write_parquet(self, relative: str, data: Any, **kwargs: Any) -> None:
+            if self.fail and "as_of=2017-03-02" in relative:
+                raise OSError("lake unavailable")
+            super().write_parquet(relative, data, **kwargs)
+
+    lake = FlakyLake(str(tmp_path / "lake"))
+    log = PredictionLog(lake, flush_rows=100)
+    for day in (dt.date(2017, 3, 1), dt.date(2017, 3, 2)):
+        log.append({"requested_at": dt.datetime(2017, 3, 3, tzinfo=dt.UTC), "source": "lake", "msno": None,
+                    "as_of": day, "model_version": 1, "churn_probability": 0.1})  # fmt: skip
+    with pytest.raises(OSError, match="lake unavailable"):
+        log.flush()
+    lake.fail = False
+    assert log.flush() == 1  # only the refused day is written again: no duplicate of the first
+    assert len(lake.glob(f"{PREFIX}/as_of=2017-03-01/*.parquet")) == 1
+    assert len(lake.glob(f"{PREFIX}/as_of=2017-03-02/*.parquet")) == 1
