@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -120,7 +121,9 @@ def create_app() -> FastAPI:
     app.include_router(models.router)
     app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(DatabaseUnavailableError, _database_down)
-    app.add_exception_handler(ConnectionError, _database_down)  # asyncpg: connection refused or reset
+    # asyncpg raises these unwrapped: refused/reset, connect timeout, unknown host
+    for error_type in (ConnectionError, TimeoutError, socket.gaierror):
+        app.add_exception_handler(error_type, _database_down)
     app.add_exception_handler(ModelUnavailableError, _model_unavailable)
     app.add_exception_handler(CursorError, _bad_cursor)
     app.add_middleware(BodyLimitMiddleware)

@@ -33,15 +33,24 @@ class PredictionLog:
         self._flush_rows = flush_rows
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.dropped = 0
 
     def append(self, record: dict[str, Any]) -> None:
         """Buffer one record (keys: requested_at, source, msno, as_of, model_version, churn_probability,
-        and the features); flush when the buffer is full."""
+        and the features); flush when the buffer is full. Never raises: a lake outage must not fail the
+        prediction. While the lake refuses writes the buffer is capped (10x the flush size); records past
+        the cap are dropped and counted in `dropped`."""
         with self._lock:
+            if len(self._rows) >= 10 * self._flush_rows:
+                self.dropped += 1
+                return
             self._rows.append(record)
             full = len(self._rows) >= self._flush_rows
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except Exception as error:  # kept in the buffer; the background flush retries
+                log.warning("cannot write the prediction log yet: %s", error)
 
     def flush(self) -> int:
         """Write the buffered rows, one file per as-of date; returns how many were written. If the lake

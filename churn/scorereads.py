@@ -116,7 +116,8 @@ async def page(
             return None, [], None
     where, params = _where(filters, day)
     if after is not None:
-        where += " AND (churn_probability < :ap OR (churn_probability = :ap AND msno > :am))"
+        # the redundant `<=` bounds the index scan; the OR alone would make the scan start at the top
+        where += " AND churn_probability <= :ap AND (churn_probability < :ap OR msno > :am)"
         params.update(ap=after[0], am=after[1])
     rows = (await connection.execute(
         text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE {where} "

@@ -29,7 +29,14 @@ from churn.labels import parse_cohort
 from churn.lake import Lake
 from churn.lineage import airflow_ids, git_commit
 from churn.params import Params
-from churn.pipeline import build_pipeline, calibrate, churn_probability, fit_pipeline, inner_pipeline
+from churn.pipeline import (
+    FeatureFrameError,
+    build_pipeline,
+    calibrate,
+    churn_probability,
+    fit_pipeline,
+    inner_pipeline,
+)
 from churn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,11 +142,11 @@ def _champion_log_loss(
     champion = registry.alias_version(settings, registry.CHAMPION)
     if champion is None:
         return None, None, "no champion"
+    model = registry.load_model(settings, champion)  # a registry outage must fail the run, not promote
     try:
-        model = registry.load_model(settings, champion)
         p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
-    except Exception as error:  # an unreadable artifact or a frame it cannot score: it cannot compete
-        log.warning("champion v%s cannot be evaluated: %s", champion, error)
+    except FeatureFrameError as error:  # built for other features: incompatible, it cannot compete
+        log.warning("champion v%s cannot score this frame: %s", champion, error)
         return None, champion, f"champion v{champion} cannot score this frame: {error}"
     return float(log_loss(y_val, p, labels=[0, 1])), champion, "evaluated"
 

@@ -146,3 +146,23 @@ def test_database_outage_is_503_and_recovers_by_itself(
     assert down.json()["detail"].startswith("scores database unavailable")
     assert ready.status_code == 503 and alive.status_code == 200
     assert back.status_code == 200 and back.json()["msno"] == published.both
+
+
+def test_pages_through_ties_once(published: Published) -> None:
+    """The old day has one probability for every user: order and cursors must rest on msno alone."""
+    seen: list[str] = []
+    with LiveServer(create_app()) as server:
+        params: dict = {"score_date": OLD_DAY.isoformat(), "limit": 250}
+        while True:
+            page = httpx.get(f"{server.url}/scores", params=params).json()
+            seen += [s["msno"] for s in page["items"]]
+            if page["next_cursor"] is None:
+                break
+            params = {"limit": 250, "cursor": page["next_cursor"]}
+        first = httpx.get(f"{server.url}/scores", params={"score_date": OLD_DAY.isoformat(), "limit": 5})
+        cursor = first.json()["next_cursor"]
+        other_day = httpx.get(
+            f"{server.url}/scores", params={"score_date": NEW_DAY.isoformat(), "cursor": cursor}
+        )
+    assert len(seen) == len(set(seen)) == published.new_rows + 1 and seen == sorted(seen)
+    assert other_day.status_code == 422
