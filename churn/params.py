@@ -64,6 +64,18 @@ class Params(BaseModel):
         }
 
 
+def _validated(data: Any, source: str) -> Params:
+    """Params from plain data; every problem named as `<source>: section.field: message`."""
+    try:
+        return Params.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ChurnError(f"{source}: {problems}") from None
+
+
 def load_params(path: str | Path) -> Params:
     """Read and validate a params file; errors name the file and the field."""
     path = Path(path)
@@ -73,14 +85,7 @@ def load_params(path: str | Path) -> Params:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ChurnError(f"{path}: not valid YAML: {error}") from None
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise ChurnError(f"{path}: {problems}") from None
+    return _validated(raw, str(path))
 
 
 def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
@@ -92,11 +97,4 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
         if section not in data or not name:
             raise ChurnError(f"override {key!r}: use section.name with section train or lightgbm")
         data[section][name] = value
-    try:
-        return Params.model_validate(data)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise ChurnError(f"overrides: {problems}") from None
+    return _validated(data, "overrides")

@@ -44,7 +44,8 @@ async def readyz(engine: EngineDep, holder: ChampionDep) -> Readiness | JSONResp
     except DatabaseUnavailableError as error:
         database = str(error)
     try:
-        model = f"{holder.current().name} v{holder.current().version}"
+        loaded = holder.current()
+        model = f"{loaded.name} v{loaded.version}"
     except ModelUnavailableError as error:
         model = f"unavailable: {error}"
     if database != "ok" or model.startswith("unavailable"):
