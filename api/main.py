@@ -65,7 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = load_settings()
     configure_logging(settings.log_level)
     app.state.settings = settings
-    app.state.engine = make_async_engine(settings.database_url)
+    app.state.engine = make_async_engine(settings.database_url, pool_size=settings.api_db_pool_size)
     app.state.lake = Lake.from_settings(settings)
     app.state.prediction_log = PredictionLog(app.state.lake, settings.prediction_log_flush_rows)
     app.state.champion = ChampionHolder(settings)

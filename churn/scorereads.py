@@ -130,23 +130,53 @@ async def page(
     return day, items, next_cursor
 
 
+class ExportInterruptedError(ChurnError):
+    """The day was re-published while it was being exported; the export stops rather than mix two runs."""
+
+
+async def published_run(connection: AsyncConnection, day: dt.date) -> str | None:
+    """The run id published for a date (None when the date has no published run)."""
+    return await connection.scalar(
+        text("SELECT run_id FROM score_runs WHERE score_date = :d AND status = 'published'"), {"d": day}
+    )
+
+
 async def stream_csv(
     engine: AsyncEngine, filters: PageFilter, day: dt.date, batch: int = 10_000
 ) -> AsyncIterator[bytes]:
-    """A day's filtered scores as CSV, fetched with a server-side cursor batch by batch (bounded memory
-    whatever the size of the day)."""
+    """A day's filtered scores as CSV, in keyset batches of `batch` rows (bounded memory whatever the
+    size of the day).
+
+    Each batch is its own autocommit statement: a long download holds no transaction or snapshot, so it
+    never blocks the next night's publish (whose partition swap needs a short exclusive lock). Every
+    batch is pinned to the run that was published when the export began; if the day is re-published
+    mid-export, the stream fails (the client sees a truncated transfer) instead of mixing two runs.
+    """
     where, params = _where(filters, day)
-    sql = text(
-        f"SELECT {CSV_FIELDS} FROM churn_scores WHERE {where} ORDER BY churn_probability DESC, msno ASC"
-    )
+    async with engine.connect() as connection:
+        run_id = await published_run(connection, day)
     yield (CSV_FIELDS.replace(" ", "") + "\n").encode()
-    async with engine.connect() as autocommit:
-        # a server-side cursor lives in a transaction: one consistent snapshot of the day
-        connection = await autocommit.execution_options(isolation_level="REPEATABLE READ")
-        async with connection.begin():
-            result = await connection.stream(sql, params)
-            async for rows in result.partitions(batch):
-                yield "".join(
-                    f"{r.score_date},{r.msno},{r.churn_probability!r},{r.risk_band},{r.model_version},{r.run_id}\n"
-                    for r in rows
-                ).encode()
+    if run_id is None:
+        return
+    after: tuple[float, str] | None = None
+    while True:
+        clause, values = f"{where} AND run_id = :run", {**params, "run": run_id, "limit": batch}
+        if after is not None:
+            clause += " AND churn_probability <= :ap AND (churn_probability < :ap OR msno > :am)"
+            values.update(ap=after[0], am=after[1])
+        async with engine.connect() as connection:
+            rows = (await connection.execute(
+                text(f"SELECT {CSV_FIELDS} FROM churn_scores WHERE {clause} "
+                     "ORDER BY churn_probability DESC, msno ASC LIMIT :limit"),
+                values,
+            )).all()  # fmt: skip
+            if len(rows) < batch and await published_run(connection, day) != run_id:
+                raise ExportInterruptedError(f"scores of {day} were re-published during the export")
+        if rows:
+            yield "".join(
+                f"{r.score_date},{r.msno},{r.churn_probability!r},{r.risk_band},{r.model_version},{r.run_id}\n"
+                for r in rows
+            ).encode()
+        if len(rows) < batch:
+            return
+        after = (rows[-1].churn_probability, rows[-1].msno)

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
     model_refresh_seconds: float = Field(default=30.0, gt=0.0, le=86_400.0)
     prediction_log_flush_rows: int = Field(default=1000, ge=1, le=1_000_000)
+    api_db_pool_size: int = Field(default=16, ge=1, le=500)
 
     # Thresholds.
     quarantine_max_fraction: float = Field(default=0.01, ge=0.0, le=1.0)

@@ -166,3 +166,51 @@ def test_pages_through_ties_once(published: Published) -> None:
         )
     assert len(seen) == len(set(seen)) == published.new_rows + 1 and seen == sorted(seen)
     assert other_day.status_code == 422
+
+
+def _republish(settings_url: str, run_id: str) -> None:
+    """Publish NEW_DAY again (another run), as a rerun of the nightly job would."""
+    import pyarrow as pa
+
+    from churn import scoredb
+    from churn.db import make_engine
+
+    engine = make_engine(settings_url)
+    run = scoredb.ScoreRun(run_id=run_id, score_date=NEW_DAY, model_name="kkbox-churn", model_version=1)
+    batch = pa.record_batch([pa.array(["B" * 43 + "="]), pa.array([0.25]), pa.array(["low"])],
+                            names=list(scoredb.SCORE_COLUMNS))  # fmt: skip
+    with scoredb.date_lock(engine, NEW_DAY):
+        scoredb.begin_run(engine, run)
+        scoredb.publish(engine, run, [batch], 3650)
+    engine.dispose()
+
+
+def test_csv_export_holds_no_snapshot_and_never_mixes_runs(published: Published) -> None:
+    """An export paused between batches does not block a publish (no open transaction), and the rest of
+    the export then fails instead of continuing on the new run's rows; a whole export walks the day once."""
+    import asyncio
+
+    from churn import scorereads
+    from churn.db import make_async_engine
+
+    async def scenario() -> tuple[list[str], list[str], bool]:
+        engine = make_async_engine(published.settings.database_url, pool_size=2)
+        whole = [c async for c in scorereads.stream_csv(engine, scorereads.PageFilter(), NEW_DAY, batch=97)]
+        stream = scorereads.stream_csv(engine, scorereads.PageFilter(), NEW_DAY, batch=50)
+        first = [await anext(stream), await anext(stream)]  # header, first batch
+        await asyncio.wait_for(asyncio.to_thread(_republish, published.settings.database_url, "rerun"), 30)
+        interrupted = False
+        try:
+            async for _ in stream:
+                pass
+        except scorereads.ExportInterruptedError:
+            interrupted = True
+        await engine.dispose()
+        return [line for c in whole for line in c.decode().splitlines()], first, interrupted
+
+    lines, first, interrupted = asyncio.run(scenario())
+    body = lines[1:]
+    assert len(body) == published.new_rows == len({line.split(",")[1] for line in body})
+    assert {line.split(",")[5] for line in body} == {"score-api-new"}
+    assert len(first[1].decode().splitlines()) == 50
+    assert interrupted
