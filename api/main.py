@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import MODEL_VERSION, MetricsMiddleware
-from api.routers import health, models, predict, scores
+from api.routers import health, models, monitoring, predict, scores
 from churn.db import DatabaseUnavailableError, make_async_engine, redact
 from churn.gold import silver_last_day
 from churn.lake import Lake
@@ -119,6 +119,7 @@ def create_app() -> FastAPI:
     app.include_router(scores.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(monitoring.router)
     app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(DatabaseUnavailableError, _database_down)
     # asyncpg raises these unwrapped: refused/reset, connect timeout, unknown host

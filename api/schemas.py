@@ -97,3 +97,48 @@ class Problem(BaseModel):
     """An error: what went wrong, in one line."""
 
     detail: str
+
+
+class DriftReport(BaseModel):
+    """The newest weekly drift summary: the week's scoring inputs against the champion's reference."""
+
+    week_ending: dt.date
+    model_name: str
+    model_version: int
+    score_dates: list[dt.date]
+    reference_rows: int
+    current_rows: int
+    live_rows: int
+    drift_share: float = Field(ge=0.0, le=1.0, description="share of features whose distance passed 0.1")
+    drifted_features: list[str]
+    dataset_drift: bool
+    score_drift: float | None = Field(description="Wasserstein distance (normed) of the probabilities")
+    live_drift_share: float | None
+    performance_alert: bool
+    alert: bool
+    report_uri: str
+    created_at: dt.datetime
+
+
+class CohortPerformance(BaseModel):
+    """Realised performance of a cohort's published scores once its outcomes are known."""
+
+    cohort: str
+    score_date: dt.date
+    model_name: str
+    model_version: int
+    users: int
+    churn_rate: float
+    log_loss: float
+    roc_auc: float | None
+    validation_log_loss: float | None
+    degradation: float | None = Field(description="realised log loss / validation log loss - 1")
+    degraded: bool
+    week_ending: dt.date
+    computed_at: dt.datetime
+
+
+class PerformanceList(BaseModel):
+    """Matured cohorts, newest first."""
+
+    cohorts: list[CohortPerformance]

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from churn.errors import ChurnError, NotBuiltError
+from churn.errors import ChurnError
 from churn.logs import configure_logging
 from churn.settings import get_settings
 
@@ -29,10 +29,6 @@ db_app = typer.Typer(help="Scores database: migrations and the local embedded cl
 model_app = typer.Typer(help="Model registry: list versions, promote or roll back.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
-
-
-def _not_built(command: str, issue: str) -> None:
-    raise NotBuiltError(f"`churn {command}` is not built yet (tracked in the {issue} issue)")
 
 
 @app.callback()
@@ -57,6 +53,15 @@ def synth(
         int | None,
         typer.Option(help="Override the days of history before 2017-04-01 (60-821, 821 = from 2015-01-01)."),
     ] = None,
+    drift: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.95,
+            help="With --daily: shift the drops' listening by this strength (that share of log rows gone, "
+            "the rest playing that much less), so the weekly drift report has something to find.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Write the Kaggle-format history dump (or daily drops) into Bronze."""
     from churn.lake import Lake
@@ -72,8 +77,12 @@ def synth(
     chosen = get_profile(profile, users, days)
     if daily:
         start, end = parse_range(daily)
-        summary = write_daily(lake, chosen, seed, start, end)
+        summary = write_daily(lake, chosen, seed, start, end, drift)
     else:
+        if drift:
+            raise typer.BadParameter(
+                "--drift applies to daily drops only (with --daily)", param_hint="--drift"
+            )
         summary = write_dump(lake, chosen, seed)
     rows = ", ".join(f"{name} {count:,}" for name, count in summary["rows"].items())
     typer.echo(f"synth {chosen.name} seed {seed} -> {lake.uri('bronze')}: {rows} ({summary['seconds']} s)")
@@ -274,9 +283,40 @@ def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> 
 @app.command()
 def drift(
     week_ending: Annotated[str, typer.Option("--week-ending", help="Last day of the week YYYY-MM-DD.")],
+    check: Annotated[bool, typer.Option(help="Exit 1 when the week passes a threshold.")] = False,
 ) -> None:
-    """Write the weekly Evidently drift report to the lake and a summary row to the database."""
-    _not_built("drift", "drift monitoring")
+    """Write the weekly Evidently drift report to the lake and a summary row to the database.
+
+    Compares the week's scoring inputs (and live /predict inputs) with the champion's reference, and
+    computes the realised performance of every cohort whose outcomes are known by then. Exits 0 with an
+    ALERT line when a threshold is passed (with --check it exits 1 instead).
+    """
+    from churn import steps
+    from churn.monitoring import MonitoringAlertError
+    from churn.monitoring import check as check_summary
+
+    summary = steps.drift(week_ending)
+    scoring = summary["scoring"]
+    cohorts = (
+        ", ".join(
+            f"{c['cohort']} log loss {c['log_loss']:.4f} (degradation {c['degradation'] or 0.0:+.1%})"
+            for c in summary["performance"]
+        )
+        or "none matured"
+    )
+    typer.echo(
+        f"drift week ending {week_ending}: {len(scoring['drifted'])} of {len(scoring['distances'])} features "
+        f"drifted (share {scoring['share']:.2f}, dataset drift {scoring['dataset_drift']}), score distance "
+        f"{scoring['score_distance']:.3f}, {scoring['rows_current']:,} scored rows"
+        f"{', live share ' + format(summary['live']['share'], '.2f') if summary['live'] else ''}; "
+        f"realised performance: {cohorts}; report {summary['report_uri']} ({summary['seconds']} s)"
+    )
+    try:
+        check_summary(summary)
+    except MonitoringAlertError as alert:
+        typer.echo(f"ALERT: {alert}")
+        if check:
+            raise typer.Exit(1) from None
 
 
 @db_app.command("upgrade")
@@ -326,12 +366,9 @@ def db_local_stop(
 
 
 def main() -> None:
-    """Console-script entry: expected failures become one line and exit 1 (2 for an unbuilt command)."""
+    """Console-script entry: expected failures become one line and exit 1."""
     try:
         app()  # standalone mode: usage errors and --help exit with click's own codes
-    except NotBuiltError as error:
-        typer.echo(f"churn: error: {error}", err=True)
-        sys.exit(2)
     except ChurnError as error:
         typer.echo(f"churn: error: {error}", err=True)
         sys.exit(1)

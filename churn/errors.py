@@ -7,7 +7,3 @@ keeps its traceback.
 
 class ChurnError(Exception):
     """An expected failure with a message that says what is wrong and where (file, line, field)."""
-
-
-class NotBuiltError(ChurnError):
-    """A contract command whose implementation has not landed yet."""

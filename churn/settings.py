@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     score_retention_days: int = Field(default=90, ge=1, le=36500)
     promotion_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
     drift_share_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
+    performance_degradation_threshold: float = Field(default=0.1, ge=0.0, le=10.0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -94,3 +94,21 @@ def score(score_date: str, run_id: str | None = None) -> dict[str, Any]:
     return {"score_date": score_date, "run_id": rid, "rows": report.rows, "bands": report.bands,
             "model_version": report.model_version, "users_with_features": report.users_with_features,
             "dropped_dates": [d.isoformat() for d in report.dropped_dates]}  # fmt: skip
+
+
+def drift(week_ending: str, run_id: str | None = None) -> dict[str, Any]:
+    """The weekly drift report and realised performance (files in the lake, rows in the database)."""
+    from churn.gold import parse_date
+    from churn.monitoring import weekly
+
+    day = parse_date(week_ending, "week_ending")
+    with run_context("drift", run_id or new_run_id("drift", week_ending)) as rid:
+        return weekly(_lake(), get_settings(), day, rid)
+
+
+def check_drift(summary: dict[str, Any]) -> dict[str, Any]:
+    """Raise MonitoringAlertError with the figures when the week passed a threshold; else the verdict."""
+    from churn.monitoring import check
+
+    check(summary)
+    return {"week_ending": summary["week_ending"], "alert": False, "report_uri": summary["report_uri"]}

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn import gold, registry
+from churn import drift, gold, registry
 from churn.errors import ChurnError
 from churn.evaluation import classification_metrics, plots
 from churn.features import FEATURE_NAMES, SPEC_HASH
@@ -225,9 +225,10 @@ def _gate(settings: Settings, val: pd.DataFrame, log_loss_value: float) -> regis
 
 def _log_and_register(
     settings: Settings, run_params: dict[str, Any], tags: dict[str, str], model: Any, val: pd.DataFrame,
-    p: np.ndarray, metrics: dict[str, float], decision: registry.Decision,
+    p: np.ndarray, metrics: dict[str, float], decision: registry.Decision, reference: pd.DataFrame,
 ) -> tuple[str, int]:  # fmt: skip
-    """One MLflow run: params, plots, the model (registered), metrics, the decision. -> (run id, version)."""
+    """One MLflow run: params, plots, the model (registered) with its drift reference, metrics, the
+    decision. -> (run id, version)."""
     import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -252,6 +253,7 @@ def _log_and_register(
             registered_model_name=settings.model_name,
         )
         version = int(info.registered_model_version)
+        drift.log_reference(reference)
         mlflow.log_metrics(metrics)
         mlflow.set_tags(
             {
@@ -319,6 +321,9 @@ def train(
         "promote_requested": promote,
     }
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
-    mlflow_run, version = _log_and_register(settings, run_params, tags, model, val, p, metrics, decision)
+    reference = drift.reference_sample(gold.read_features(lake, snapshot_date(cohort)), model,
+                                       settings.active_grace_days, params.train.seed)  # fmt: skip
+    mlflow_run, version = _log_and_register(settings, run_params, tags, model, val, p, metrics, decision,
+                                            reference)  # fmt: skip
     registry.apply_decision(settings, version, decision)
     return TrainResult(mlflow_run, version, sampler, metrics, decision, model, train_cohorts)

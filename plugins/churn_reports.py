@@ -1,5 +1,5 @@
 """Airflow plugin: the churn reports (validation Data Docs, drift reports) inside the Airflow UI, and
-links from the scoring task to its published scores.
+links from the scoring task to its published scores and from the drift task to the reports.
 
 A FastAPI app mounted in Airflow's API server at /churn-reports lists the reports in the lake and serves
 them; a navigation entry opens it. The lake is the one `CHURN_*` configures (local folder or S3/MinIO).
@@ -69,8 +69,17 @@ class PublishedScoresLink(BaseOperatorLink):
         return f"{get_settings().api_public_url.rstrip('/')}/scores?limit=100"
 
 
+class DriftReportsLink(BaseOperatorLink):
+    """On the weekly drift task: the reports page of this plugin (the newest drift report first)."""
+
+    name = "Drift reports"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        return "/churn-reports/" if operator.task_id == "drift_report" else ""
+
+
 class ChurnReportsPlugin(AirflowPlugin):
-    """Registers the reports app, its navigation entry and the scoring task's link."""
+    """Registers the reports app, its navigation entry and the scoring and drift tasks' links."""
 
     name = "churn_reports"
     fastapi_apps: ClassVar[list[dict]] = [
@@ -79,4 +88,7 @@ class ChurnReportsPlugin(AirflowPlugin):
     external_views: ClassVar[list[dict]] = [
         {"name": "Churn reports", "href": "churn-reports/", "destination": "nav", "category": "browse"}
     ]
-    global_operator_extra_links: ClassVar[list[BaseOperatorLink]] = [PublishedScoresLink()]
+    global_operator_extra_links: ClassVar[list[BaseOperatorLink]] = [
+        PublishedScoresLink(),
+        DriftReportsLink(),
+    ]

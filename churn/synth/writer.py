@@ -259,15 +259,46 @@ def parse_range(text: str) -> tuple[dt.date, dt.date]:
     return start, end
 
 
-def write_daily(lake: Lake, profile: Profile, seed: int, start: dt.date, end: dt.date) -> dict[str, object]:
-    """Write one drop per day and table (`bronze/<table>/dt=D/<table>.csv`), same users as the dump."""
+def inject_drift(logs: pa.Table, strength: float, seed: int) -> pa.Table:
+    """Listening that shifted (a new plan, a price change, a holiday): a `strength` share of the log rows
+    disappear, the rest play `strength` less, and that share of full plays become skipped ones. 0 is no
+    change; the same seed drops the same rows."""
+    if strength <= 0.0 or logs.num_rows == 0:
+        return logs
+    keep = np.random.default_rng(seed).random(logs.num_rows) >= strength
+    logs = logs.filter(pa.array(keep))
+    scale = 1.0 - strength
+
+    def scaled(name: str) -> np.ndarray:
+        return np.floor(logs[name].to_numpy().astype(np.float64) * scale)
+
+    num_100 = logs["num_100"].to_numpy()
+    full = np.floor(num_100 * scale)
+    columns = {
+        **{name: scaled(name).astype(np.int32) for name in ("num_50", "num_75", "num_985", "num_unq")},
+        "num_25": (logs["num_25"].to_numpy() + (num_100 - full)).astype(np.int32),
+        "num_100": full.astype(np.int32),
+        "total_secs": logs["total_secs"].to_numpy() * scale,
+    }
+    for name, values in columns.items():
+        logs = logs.set_column(
+            logs.schema.get_field_index(name), name, pa.array(values, logs.schema.field(name).type)
+        )
+    return logs
+
+
+def write_daily(
+    lake: Lake, profile: Profile, seed: int, start: dt.date, end: dt.date, drift: float = 0.0
+) -> dict[str, object]:
+    """Write one drop per day and table (`bronze/<table>/dt=D/<table>.csv`), same users as the dump;
+    `drift` > 0 shifts the drops' listening (see `inject_drift`)."""
     started = time.perf_counter()
     lo, hi = kkbox.day_number(start), kkbox.day_number(end)
     parts: dict[tuple[str, int], list[pa.Table]] = defaultdict(list)
     for index in progress(range(chunk_count(profile)), total=chunk_count(profile), desc="synth daily"):
         chunk = simulate_chunk(seed, profile, index)
         members, tx = chunk.members, chunk.transactions
-        logs = user_logs_table(chunk, lo, hi)
+        logs = inject_drift(user_logs_table(chunk, lo, hi), drift, seed + index)
         log_days = np.asarray(logs["date"].to_numpy())
         for day in range(lo, hi + 1):
             ymd = kkbox.to_yyyymmdd(np.array([day]))[0]
@@ -283,5 +314,6 @@ def write_daily(lake: Lake, profile: Profile, seed: int, start: dt.date, end: dt
         lake.write_csv(kkbox.daily_path(table, dt.date(1970, 1, 1) + dt.timedelta(days=day)), combined)
         rows[table] += combined.num_rows
     summary = {"profile": profile.name, "seed": seed, "days": [str(start), str(end)], "rows": dict(rows),
+               "drift": drift,
                "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
     return summary

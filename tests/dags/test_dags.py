@@ -70,6 +70,7 @@ def test_every_dag_loads_without_import_errors(dagbag: dict) -> None:
         "churn_features",
         "churn_training",
         "churn_nightly_scoring",
+        "churn_weekly_drift",
     }
 
 
@@ -88,6 +89,14 @@ def test_training_is_manual_with_a_params_form(dagbag: dict) -> None:
     assert dag["params"] == ["cohort", "overrides", "promote", "sample_fraction"]
     assert dag["edges"] == [["gold_data", "validate_gold"], ["validate_gold", "train_register_promote"]]
     assert dag["outlets"] == ["churn_champion"]
+
+
+def test_weekly_drift_reports_then_checks_on_mondays(dagbag: dict) -> None:
+    dag = dagbag["dags"]["churn_weekly_drift"]
+    assert (dag["timetable"], dag["cron"]) == ("CronDataIntervalTimetable", "0 3 * * 1")
+    assert dag["catchup"] is False and dag["max_active_runs"] == 1
+    assert dag["edges"] == [["drift_report", "check_thresholds"]]
+    assert dag["outlets"] == ["churn_drift_report"]
 
 
 def test_ingest_and_features_are_daily(dagbag: dict) -> None:
@@ -121,7 +130,7 @@ for path in sorted(pathlib.Path({str(DAGS)!r}).glob("*.py")):
 print(json.dumps(times))
 """
     times = json.loads(run_python(code, airflow_env(tmp_path)).strip().splitlines()[-1])
-    assert len(times) == 4
+    assert len(times) == 5
     assert all(seconds < 0.5 for seconds in times.values()), times
 
 

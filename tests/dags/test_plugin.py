@@ -65,3 +65,16 @@ def test_scoring_task_links_to_the_published_scores(monkeypatch: pytest.MonkeyPa
 
     assert link.get_link(Task(), ti_key=None) == "https://churn.example.com/scores?limit=100"
     assert link.get_link(Other(), ti_key=None) == ""
+
+
+def test_drift_task_links_to_the_reports() -> None:
+    link = load_plugin_module().DriftReportsLink()  # type: ignore[attr-defined]
+
+    class Task:
+        task_id = "drift_report"
+
+    class Other:
+        task_id = "check_thresholds"
+
+    assert link.get_link(Task(), ti_key=None) == "/churn-reports/"
+    assert link.get_link(Other(), ti_key=None) == ""

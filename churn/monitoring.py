@@ -1,0 +1,140 @@
+"""The weekly monitoring run: drift report into the lake, realised performance, summary rows, the check.
+
+`weekly(lake, settings, week_ending, run_id)` writes `reports/drift/week=<D>/index.html` (scoring inputs
+against the champion's reference), `live.html` when /predict was used that week, and `summary.json`;
+upserts the `drift_reports` row and the `model_performance` rows of the cohorts matured by then. A rerun
+of a week replaces its files and rows. `check(summary)` raises with the figures when a threshold is
+passed, which is how the weekly DAG run "says so loudly".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from churn import drift, performance, registry
+from churn.db import check_connection, engine_from_settings
+from churn.errors import ChurnError
+from churn.lake import Lake
+from churn.lineage import airflow_ids
+from churn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class MonitoringAlertError(ChurnError):
+    """A weekly check failed: drift or realised performance past its threshold (figures in the message)."""
+
+
+def report_prefix(week_ending: dt.date) -> str:
+    """Where a week's report files live in the lake."""
+    return f"{drift.REPORTS}/week={week_ending.isoformat()}"
+
+
+def _write_row(engine: Engine, row: dict[str, Any]) -> None:
+    postgres = engine.dialect.name == "postgresql"
+    values = dict(row)
+    if not postgres:  # arrays and JSON are text on SQLite
+        values.update(score_dates=json.dumps(values["score_dates"]),
+                      drifted_features=json.dumps(values["drifted_features"]))  # fmt: skip
+    values["summary"] = json.dumps(values["summary"], default=str)
+    columns = list(values)
+    placeholders = [f"CAST(:{c} AS JSONB)" if postgres and c == "summary" else f":{c}" for c in columns]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "week_ending")
+    statement = text(
+        f"INSERT INTO drift_reports ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
+        f"ON CONFLICT (week_ending) DO UPDATE SET {updates}, created_at = CURRENT_TIMESTAMP"
+    )
+    with engine.begin() as connection:
+        connection.execute(statement, values)
+
+
+def weekly(lake: Lake, settings: Settings, week_ending: dt.date, run_id: str) -> dict[str, Any]:
+    """Run the week's drift report and realised performance; returns the JSON summary (also stored)."""
+    started = time.perf_counter()
+    engine = engine_from_settings(settings)
+    check_connection(engine)
+    try:
+        days = drift.week_of(week_ending)
+        runs = drift.published_runs(engine, days)
+        if not runs:
+            raise drift.DriftError(f"no published scoring run in the week {days[0]}..{week_ending}")
+        version = registry.alias_version(settings, registry.CHAMPION)
+        if version is None:
+            raise drift.DriftError(f"no champion in the registry ({settings.model_name}@{registry.CHAMPION})")
+        reference = drift.load_reference(settings, version)
+        seed = week_ending.toordinal()
+        current = drift.scoring_sample(lake, engine, runs, settings.active_grace_days, seed)
+        snapshot, scoring = drift.compare(reference, current, settings.drift_share_threshold)
+        prefix = report_prefix(week_ending)
+        lake.write_html(f"{prefix}/index.html", snapshot.get_html_str(as_iframe=False))
+        live = drift.live_sample(lake, days, seed)
+        live_summary = None
+        if len(live):
+            live_snapshot, live_summary = drift.compare(reference, live, settings.drift_share_threshold)
+            lake.write_html(f"{prefix}/live.html", live_snapshot.get_html_str(as_iframe=False))
+        elif lake.exists(f"{prefix}/live.html"):
+            lake.remove(f"{prefix}/live.html")  # a rerun after the log was pruned: no stale page
+        cohorts = performance.evaluate_matured(lake, settings, engine, week_ending, run_id)
+        performance.record(engine, cohorts)
+        degraded = [c for c in cohorts if c.degraded]
+        summary: dict[str, Any] = {
+            "week_ending": week_ending.isoformat(),
+            "model": {"name": settings.model_name, "version": version},
+            "score_dates": [day.isoformat() for day, _, _ in runs],
+            "scoring": asdict(scoring),
+            "live": asdict(live_summary) if live_summary else None,
+            "performance": [asdict(c) for c in cohorts],
+            "thresholds": {"drift_share": settings.drift_share_threshold,
+                           "feature_distance": drift.FEATURE_THRESHOLD,
+                           "performance_degradation": settings.performance_degradation_threshold},
+            "alert": scoring.dataset_drift or bool(degraded),
+            "report_uri": lake.uri(f"{prefix}/index.html"),
+            "run_id": run_id,
+            "seconds": round(time.perf_counter() - started, 2),
+        }  # fmt: skip
+        lake.write_json(f"{prefix}/summary.json", json.loads(json.dumps(summary, default=str)))
+        _write_row(engine, {
+            "week_ending": week_ending, "model_name": settings.model_name, "model_version": version,
+            "score_dates": [day for day, _, _ in runs], "reference_rows": scoring.rows_reference,
+            "current_rows": scoring.rows_current, "live_rows": len(live), "drift_share": scoring.share,
+            "drifted_features": scoring.drifted, "dataset_drift": scoring.dataset_drift,
+            "score_drift": scoring.score_distance,
+            "live_drift_share": live_summary.share if live_summary else None,
+            "performance_alert": bool(degraded), "alert": summary["alert"],
+            "report_uri": summary["report_uri"],
+            "summary": summary, "churn_run_id": run_id, "airflow_run_id": airflow_ids()[1] or None,
+        })  # fmt: skip
+    finally:
+        engine.dispose()
+    log.info("drift %s: share %.2f (%d of %d features), alert %s -> %s", week_ending, scoring.share,
+             len(scoring.drifted), len(scoring.distances), summary["alert"],
+             summary["report_uri"])  # fmt: skip
+    return summary
+
+
+def check(summary: dict[str, Any]) -> None:
+    """Raise MonitoringAlertError naming every threshold the week passed (nothing when none)."""
+    problems = []
+    scoring, limits = summary["scoring"], summary["thresholds"]
+    if scoring["dataset_drift"]:
+        problems.append(
+            f"{len(scoring['drifted'])} of {len(scoring['distances'])} features drifted "
+            f"(share {scoring['share']:.2f} >= {limits['drift_share']}): {', '.join(scoring['drifted'])}"
+        )
+    for cohort in summary["performance"]:
+        if cohort["degraded"]:
+            problems.append(
+                f"cohort {cohort['cohort']} realised log loss {cohort['log_loss']:.4f} vs validation "
+                f"{cohort['validation_log_loss']:.4f} (+{cohort['degradation']:.1%} > "
+                f"{limits['performance_degradation']:.0%})"
+            )
+    if problems:
+        raise MonitoringAlertError(f"week ending {summary['week_ending']}: " + "; ".join(problems)
+                              + f" (report: {summary['report_uri']})")  # fmt: skip

@@ -1,0 +1,150 @@
+"""Realised performance: how the published scores of a cohort did once its outcomes are known.
+
+Cohort M (users whose membership expires in month M) is judged on the scores published on its eve (the
+last day of M-1, the date the model was validated at; the newest published date of the eve's week when the
+eve itself was not scored). Its outcomes are known 30 days after the month's last expiry, so the cohort
+is evaluated once Silver's transactions reach that day (and the week being reported is past it). The
+figures are compared with the model's own validation log loss: `degradation` = realised / validation - 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from churn import gold, registry
+from churn.evaluation import classification_metrics
+from churn.labels import parse_cohort
+from churn.lake import Lake
+from churn.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OUTCOME_DAYS = 30
+EVE_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True)
+class CohortPerformance:
+    """One matured cohort's realised figures (a `model_performance` row)."""
+
+    cohort: str
+    score_date: dt.date
+    model_name: str
+    model_version: int
+    users: int
+    churn_rate: float
+    log_loss: float
+    roc_auc: float | None
+    validation_log_loss: float | None
+    degradation: float | None
+    degraded: bool
+    week_ending: dt.date
+
+
+def months_between(first: dt.date, last: dt.date) -> list[str]:
+    """`YYYY-MM` of every month from the one holding `first` to the one holding `last`."""
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month + 1) if month < 12 else (year + 1, 1)
+    return months
+
+
+def matured(cohort: str, known_until: dt.date) -> bool:
+    """Whether every outcome of the cohort is decided by `known_until`."""
+    return parse_cohort(cohort)[1] + dt.timedelta(days=OUTCOME_DAYS) <= known_until
+
+
+def eve_run(engine: Engine, cohort: str) -> tuple[dt.date, int] | None:
+    """(date, model version) of the published run that scored the cohort: the newest in the eve's week."""
+    eve = parse_cohort(cohort)[0] - dt.timedelta(days=1)
+    query = text(
+        "SELECT score_date, model_version FROM score_runs WHERE status = 'published' "
+        "AND score_date > :start AND score_date <= :eve ORDER BY score_date DESC LIMIT 1"
+    )
+    with engine.connect() as connection:
+        start = eve - dt.timedelta(days=EVE_WINDOW_DAYS)
+        row = connection.execute(query, {"start": start, "eve": eve}).first()
+    return None if row is None else (dt.date.fromisoformat(str(row.score_date)), int(row.model_version))
+
+
+def _published_scores(engine: Engine, day: dt.date) -> pd.DataFrame:
+    """Every published (msno, probability) of a date, streamed in batches."""
+    parts: list[list[tuple[str, float]]] = []
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=50_000).execute(
+            text("SELECT msno, churn_probability FROM churn_scores WHERE score_date = :d"), {"d": day}
+        )
+        for rows in result.partitions():
+            parts.append([tuple(r) for r in rows])
+    return pd.DataFrame([r for part in parts for r in part], columns=["msno", "churn_probability"])
+
+
+def _validation_log_loss(settings: Settings, version: int) -> float | None:
+    tags = registry.client(settings).get_model_version(settings.model_name, str(version)).tags
+    return float(tags["val_log_loss"]) if "val_log_loss" in tags else None
+
+
+def evaluate_cohort(
+    lake: Lake, settings: Settings, engine: Engine, cohort: str, week_ending: dt.date, run_id: str
+) -> CohortPerformance | None:
+    """The cohort's realised figures, or None when no published run scored its eve."""
+    found = eve_run(engine, cohort)
+    if found is None:
+        return None
+    day, version = found
+    gold.ensure_labels(lake, settings, cohort, run_id)
+    labels = gold.read_labels(lake, cohort).select(["msno", "is_churn"]).to_pandas()
+    joined = labels.merge(_published_scores(engine, day), on="msno", how="inner")
+    if joined.empty:
+        return None
+    y = joined["is_churn"].to_numpy()
+    figures = classification_metrics(y, joined["churn_probability"].to_numpy(), prefix="")
+    validation = _validation_log_loss(settings, version)
+    degradation = figures["log_loss"] / validation - 1.0 if validation else None
+    roc_auc = None if np.isnan(figures["roc_auc"]) else figures["roc_auc"]
+    degraded = degradation is not None and degradation > settings.performance_degradation_threshold
+    return CohortPerformance(cohort, day, settings.model_name, version, len(joined), float(y.mean()),
+                             figures["log_loss"], roc_auc, validation, degradation, degraded,
+                             week_ending)  # fmt: skip
+
+
+def evaluate_matured(
+    lake: Lake, settings: Settings, engine: Engine, week_ending: dt.date, run_id: str
+) -> list[CohortPerformance]:
+    """Every cohort matured by the week's end (and by Silver) that a published run scored."""
+    with engine.connect() as connection:
+        first = connection.scalar(text("SELECT min(score_date) FROM score_runs WHERE status = 'published'"))
+    silver = gold.silver_last_day(lake)
+    if first is None or silver is None:
+        return []
+    known_until = min(week_ending, silver)
+    start = dt.date.fromisoformat(str(first)) + dt.timedelta(days=1)  # the first eve scored is the month's
+    results = []
+    for cohort in months_between(start, known_until):
+        if matured(cohort, known_until):
+            result = evaluate_cohort(lake, settings, engine, cohort, week_ending, run_id)
+            if result is not None:
+                results.append(result)
+    return results
+
+
+def record(engine: Engine, results: list[CohortPerformance]) -> None:
+    """Upsert the cohorts' rows (a rerun replaces them)."""
+    if not results:
+        return
+    columns = list(asdict(results[0]))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "cohort")
+    placeholders = ", ".join(f":{c}" for c in columns)
+    statement = text(
+        f"INSERT INTO model_performance ({', '.join(columns)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (cohort) DO UPDATE SET {updates}, computed_at = CURRENT_TIMESTAMP"
+    )
+    with engine.begin() as connection:
+        connection.execute(statement, [asdict(r) for r in results])

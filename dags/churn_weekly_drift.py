@@ -1,0 +1,49 @@
+"""### Weekly drift and realised performance
+
+Mondays at 03:00 UTC, for the week that just ended (the run's data interval, Monday to Sunday): compares
+the week's scoring inputs and live /predict inputs with the champion's reference in an Evidently report
+(`reports/drift/week=<Sunday>/` in the lake, listed under Browse > Churn reports), computes the realised
+log loss and AUC of every cohort whose outcomes are known, and writes the `drift_reports` and
+`model_performance` rows. `check_thresholds` fails, with the figures, when drift or degradation passes
+`CHURN_DRIFT_SHARE_THRESHOLD` / `CHURN_PERFORMANCE_DEGRADATION_THRESHOLD`: a red run is the alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Asset, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+DRIFT = Asset(name="churn_drift_report", uri="churn://lake/reports/drift")
+# The week a run covers ends the day before its data interval's end (a run on Monday covers to Sunday).
+WEEK_ENDING = "{{ data_interval_end.subtract(days=1).strftime('%Y-%m-%d') }}"
+IO_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=2), "retry_exponential_backoff": True}
+
+
+@dag(
+    dag_id="churn_weekly_drift",
+    schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
+    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["churn", "monitoring"],
+    doc_md=__doc__,
+)
+def churn_weekly_drift() -> None:
+    @task(outlets=[DRIFT], **IO_RETRIES)
+    def drift_report(week_ending: str) -> dict:
+        from churn import steps
+
+        return steps.drift(week_ending)
+
+    @task
+    def check_thresholds(summary: dict) -> dict:
+        from churn import steps
+
+        return steps.check_drift(summary)
+
+    check_thresholds(drift_report(WEEK_ENDING))
+
+
+churn_weekly_drift()

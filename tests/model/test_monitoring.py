@@ -1,0 +1,174 @@
+"""Weekly monitoring end to end: drift of the week's scoring inputs against the champion's reference, the
+report in the lake, the summary rows in PostgreSQL, realised performance of a matured cohort."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.metrics import log_loss, roc_auc_score
+from sqlalchemy import text
+
+from api.main import create_app
+from churn import registry
+from churn.db import make_engine
+from churn.drift import load_reference
+from churn.gold import read_labels
+from churn.ingest import ingest
+from churn.lake import Lake
+from churn.migrations import upgrade
+from churn.monitoring import MonitoringAlertError, check, report_prefix, weekly
+from churn.scoring import score
+from churn.settings import Settings
+from churn.synth.profiles import get_profile
+from churn.synth.writer import write_daily
+from tests.conftest import LiveServer
+
+SMALL_PROFILE = get_profile("tiny", users=3000, days=240)  # the small lake's profile and seed
+SMALL_SEED = 5
+HTML_LIMIT = 10 * 1024 * 1024
+
+
+def _settings(lake: Lake, store: dict[str, str], url: str) -> Settings:
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return Settings(lake_url=lake.url, silver_buckets=4, dask_workers=1, database_url=url, **store)
+
+
+def _serve(settings: Settings, store: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    """The API over this database, lake and registry (lifespan running)."""
+    for key, value in {"CHURN_DATABASE_URL": settings.database_url, "CHURN_LAKE_URL": settings.lake_url,
+                       "CHURN_MLFLOW_TRACKING_URI": store["mlflow_tracking_uri"],
+                       "CHURN_MLFLOW_ARTIFACT_LOCATION": store["mlflow_artifact_location"],
+                       "CHURN_SILVER_BUCKETS": "4"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    return LiveServer(create_app())
+
+
+def _week(lake: Lake, settings: Settings, end: dt.date, strength: float) -> dict:
+    """Drops for the week ending `end` (listening shifted by `strength`), ingested, scored on its last
+    day, monitored."""
+    write_daily(lake, SMALL_PROFILE, SMALL_SEED, end - dt.timedelta(days=6), end, drift=strength)
+    ingest(lake, settings, f"ingest-{end}")
+    score(lake, settings, end, f"score-{end}")
+    return weekly(lake, settings, end, f"drift-{end}")
+
+
+def test_injected_drift_is_flagged_and_a_stable_week_is_not(
+    small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    shutil.copytree(small_lake.url, tmp_path / "lake")  # daily drops change Silver: not in the shared lake
+    lake = Lake(str(tmp_path / "lake"))
+    settings = _settings(lake, champion_store, pg_url)
+
+    stable = _week(lake, settings, dt.date(2017, 4, 7), 0.0)
+    drifted = _week(lake, settings, dt.date(2017, 4, 14), 0.6)
+
+    assert not stable["scoring"]["dataset_drift"] and not stable["alert"]
+    check(stable)  # nothing to say
+    assert drifted["scoring"]["dataset_drift"] and drifted["alert"]
+    assert drifted["scoring"]["share"] >= settings.drift_share_threshold > stable["scoring"]["share"]
+    assert {"secs_7d", "active_days_7d"} <= set(drifted["scoring"]["drifted"])
+    with pytest.raises(MonitoringAlertError, match="features drifted") as alert:
+        check(drifted)
+    assert "secs_7d" in str(alert.value) and "2017-04-14" in str(alert.value)
+
+    engine = make_engine(pg_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT * FROM drift_reports ORDER BY week_ending")).mappings().all()
+    engine.dispose()
+    assert [r["week_ending"] for r in rows] == [dt.date(2017, 4, 7), dt.date(2017, 4, 14)]
+    assert [r["dataset_drift"] for r in rows] == [False, True]
+    assert rows[1]["drifted_features"] == drifted["scoring"]["drifted"]
+    assert rows[1]["drift_share"] == pytest.approx(drifted["scoring"]["share"])
+    assert rows[1]["score_dates"] == [dt.date(2017, 4, 14)]
+    assert rows[1]["model_version"] == registry.alias_version(settings, registry.CHAMPION)
+    assert rows[1]["reference_rows"] == len(load_reference(settings, rows[1]["model_version"]))
+    for week in (dt.date(2017, 4, 7), dt.date(2017, 4, 14)):
+        prefix = report_prefix(week)
+        assert 0 < lake.size(f"{prefix}/index.html") < HTML_LIMIT
+        assert json.loads(lake.read_text(f"{prefix}/summary.json"))["week_ending"] == week.isoformat()
+    assert rows[1]["report_uri"] == lake.uri(f"{report_prefix(dt.date(2017, 4, 14))}/index.html")
+
+    again = weekly(lake, settings, dt.date(2017, 4, 14), "drift-rerun")  # a rerun replaces the week's row
+    engine = make_engine(pg_url)
+    with engine.connect() as connection:
+        reruns = connection.execute(text("SELECT churn_run_id FROM drift_reports ORDER BY week_ending"))
+        assert reruns.scalars().all() == ["drift-2017-04-07", "drift-rerun"]
+    engine.dispose()
+    assert again["scoring"]["drifted"] == drifted["scoring"]["drifted"]
+
+    with _serve(settings, champion_store, monkeypatch) as server:
+        latest = httpx.get(f"{server.url}/monitoring/drift/latest")
+    assert latest.status_code == 200
+    body = latest.json()
+    assert body["week_ending"] == "2017-04-14" and body["dataset_drift"] is True and body["alert"] is True
+    assert body["drifted_features"] == drifted["scoring"]["drifted"]
+    assert body["score_dates"] == ["2017-04-14"] and body["report_uri"].endswith("week=2017-04-14/index.html")
+
+
+def test_realised_performance_of_a_matured_cohort(
+    small_lake: Lake, champion_store: dict[str, str], pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cohort 2017-02 (expiries in February) is decided by 2017-03-30; the small lake reaches 2017-03-31.
+    Its eve (2017-01-31) is scored, so the week ending 2017-03-31 evaluates it; 2017-03 is not mature."""
+    settings = _settings(small_lake, champion_store, pg_url)
+    score(small_lake, settings, dt.date(2017, 1, 31), "score-eve")
+    score(small_lake, settings, dt.date(2017, 3, 31), "score-week")
+    summary = weekly(small_lake, settings, dt.date(2017, 3, 31), "drift-perf")
+
+    assert [c["cohort"] for c in summary["performance"]] == ["2017-02"]
+    engine = make_engine(pg_url)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT * FROM model_performance")).mappings().one()
+        scores = dict(connection.execute(
+            text("SELECT msno, churn_probability FROM churn_scores WHERE score_date = '2017-01-31'")
+        ).all())  # fmt: skip
+    engine.dispose()
+    labels = read_labels(small_lake, "2017-02").to_pandas()
+    labels = labels[labels["msno"].isin(scores)]
+    y = labels["is_churn"].to_numpy()
+    p = np.array([scores[m] for m in labels["msno"]])
+    champion = registry.alias_version(settings, registry.CHAMPION)
+    validation = float(registry.client(settings).get_model_version(settings.model_name, str(champion)).tags[
+        "val_log_loss"])  # fmt: skip
+    assert row["cohort"] == "2017-02" and row["score_date"] == dt.date(2017, 1, 31)
+    assert row["users"] == len(labels) > 100 and row["model_version"] == champion
+    assert row["log_loss"] == pytest.approx(log_loss(y, p), rel=1e-9)
+    assert row["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=1e-9)
+    assert row["churn_rate"] == pytest.approx(y.mean())
+    assert row["validation_log_loss"] == pytest.approx(validation)
+    assert row["degradation"] == pytest.approx(row["log_loss"] / validation - 1)
+    assert row["degraded"] == (row["degradation"] > settings.performance_degradation_threshold)
+    with _serve(settings, champion_store, monkeypatch) as server:
+        served = httpx.get(f"{server.url}/monitoring/performance").json()["cohorts"]
+    assert [c["cohort"] for c in served] == ["2017-02"]
+    assert served[0]["log_loss"] == pytest.approx(row["log_loss"]) and served[0]["users"] == row["users"]
+
+
+def test_no_champion_or_no_scores_in_the_week_are_clear_errors(
+    small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from churn.drift import DriftError
+
+    settings = _settings(small_lake, {**champion_store, "mlflow_tracking_uri": f"sqlite:///{tmp_path}/m.db",
+                                      "mlflow_artifact_location": str(tmp_path / "a")}, pg_url)  # fmt: skip
+    score_settings = _settings(small_lake, champion_store, pg_url)
+    score(small_lake, score_settings, dt.date(2017, 3, 31), "score-x")
+    with pytest.raises(DriftError, match="no champion"):
+        weekly(small_lake, settings, dt.date(2017, 3, 31), "drift-x")
+    with pytest.raises(DriftError, match=r"no published scoring run in the week 2017-03-01\.\.2017-03-07"):
+        weekly(small_lake, score_settings, dt.date(2017, 3, 7), "drift-y")
+    with _serve(score_settings, champion_store, monkeypatch) as server:
+        missing = httpx.get(f"{server.url}/monitoring/drift/latest")
+        empty = httpx.get(f"{server.url}/monitoring/performance")
+    assert missing.status_code == 404 and "no drift report yet" in missing.json()["detail"]
+    assert empty.status_code == 200 and empty.json() == {"cohorts": []}
