@@ -13,6 +13,7 @@ LOCAL := .local
 API_PORT ?= 8000
 DEMO_SEED ?= 7
 DEMO_DAYS ?= 2017-04-01:2017-04-03
+DEMO_WEEK_ENDING ?= 2017-04-02
 AIRFLOW_PORT ?= 8080
 PROM_DIR := $(LOCAL)/prometheus
 export AIRFLOW_HOME ?= $(CURDIR)/$(LOCAL)/airflow
@@ -101,6 +102,11 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults, through Airflow, and 
 	 $(BIN)/python -c "from churn.db import engine_from_settings; from churn.settings import get_settings; \
 	   from sqlalchemy import text; e = engine_from_settings(get_settings()); c = e.connect(); \
 	   [print('  ', *r) for r in c.execute(text('SELECT score_date, status, rows_scored, model_version, airflow_dag_id FROM score_runs ORDER BY score_date, started_at'))]"; \
+	 echo "== Airflow churn_weekly_drift for the week ending $(DEMO_WEEK_ENDING): Evidently report vs the champion's reference"; \
+	 $(call dag_test,churn_weekly_drift,$$(date -u -d "$(DEMO_WEEK_ENDING) + 1 day" +%F)T03:00:00+00:00,drift-$(DEMO_WEEK_ENDING)); \
+	 echo "== reports in the lake (Airflow UI: Browse > Churn reports, served by plugins/churn_reports.py)"; \
+	 $(BIN)/python -c "from churn.lake import Lake; from churn.reports import list_reports; from churn.settings import get_settings; \
+	   [print('  ', r.kind, r.label, r.path) for r in list_reports(Lake.from_settings(get_settings())) if r.kind == 'drift']"; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)
@@ -118,6 +124,7 @@ api-start: $(STAMP)
 	@echo "   curl -s 'http://127.0.0.1:$(API_PORT)/scores?format=csv' > scores.csv"
 	@echo "   curl -s -X POST http://127.0.0.1:$(API_PORT)/predict -H 'content-type: application/json' -d '{\"msno\": \"<msno>\"}'"
 	@echo "   curl -s http://127.0.0.1:$(API_PORT)/models/champion ; curl -s http://127.0.0.1:$(API_PORT)/metrics"
+	@echo "   curl -s http://127.0.0.1:$(API_PORT)/monitoring/drift/latest ; curl -s http://127.0.0.1:$(API_PORT)/monitoring/performance"
 	@echo "   OpenAPI docs: http://127.0.0.1:$(API_PORT)/docs"
 	@curl -fsS http://127.0.0.1:$(API_PORT)/readyz; echo
 	@curl -fsS 'http://127.0.0.1:$(API_PORT)/scores?limit=2'; echo

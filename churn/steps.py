@@ -61,6 +61,20 @@ def validate(stage: str, as_of: str | None = None) -> dict[str, Any]:
             "docs": report.docs_uri}  # fmt: skip
 
 
+def training_gold(cohort: str, overrides: dict[str, Any] | None = None) -> list[str]:
+    """Labels and eve features of the validation cohort and the training cohorts before it (what
+    `train` reads); returns the feature dates, for validation."""
+    from churn.params import load_params, with_overrides
+    from churn.training import cohorts_before, snapshot_date
+
+    count = with_overrides(load_params(get_settings().params_file), overrides or {}).train.train_cohorts
+    days = []
+    for month in [*cohorts_before(cohort, count), cohort]:
+        labels(month)
+        days.append(features(snapshot_date(month).isoformat())["as_of"])
+    return days
+
+
 def train(
     cohort: str,
     overrides: dict[str, Any] | None = None,

@@ -29,15 +29,15 @@ IO_RETRIES = {"retries": 3, "retry_delay": dt.timedelta(minutes=1), "retry_expon
 def churn_features() -> None:
     @task(**IO_RETRIES)
     def build(day: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.features(day)
+        return churn_steps().features(day)
 
     @task(outlets=[FEATURES])
     def validate_gold(day: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.validate("gold", day)
+        return churn_steps().validate("gold", day)
 
     build(DAY) >> validate_gold(DAY)
 

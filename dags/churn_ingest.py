@@ -30,15 +30,15 @@ IO_RETRIES = {"retries": 3, "retry_delay": dt.timedelta(minutes=1), "retry_expon
 def churn_ingest() -> None:
     @task(**IO_RETRIES)
     def ingest() -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.ingest()
+        return churn_steps().ingest()
 
     @task(outlets=[SILVER])
     def validate_silver(day: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.validate("silver", day)
+        return churn_steps().validate("silver", day)
 
     ingest() >> validate_silver(DAY)
 

@@ -31,27 +31,27 @@ IO_RETRIES = {"retries": 3, "retry_delay": dt.timedelta(minutes=1), "retry_expon
 def churn_nightly_scoring() -> None:
     @task
     def validate_silver(day: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.validate("silver", day)
+        return churn_steps().validate("silver", day)
 
     @task(**IO_RETRIES)
     def features(day: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.features(day)
+        return churn_steps().features(day)
 
     @task
     def validate_gold(day: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.validate("gold", day)
+        return churn_steps().validate("gold", day)
 
     @task(outlets=[SCORES], **IO_RETRIES)
     def score_and_publish(day: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.score(day)
+        return churn_steps().score(day)
 
     validate_silver(DAY) >> features(DAY) >> validate_gold(DAY) >> score_and_publish(DAY)
 

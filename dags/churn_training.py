@@ -48,31 +48,23 @@ IO_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1), "retry_expon
 def churn_training() -> None:
     @task(**IO_RETRIES)
     def gold_data(params: dict | None = None) -> list[str]:
-        from churn import steps
-        from churn.params import load_params, with_overrides
-        from churn.settings import get_settings
-        from churn.training import cohorts_before, snapshot_date
+        from lake_connection import churn_steps
 
-        cohort, overrides = (params or {})["cohort"], (params or {}).get("overrides") or {}
-        count = with_overrides(load_params(get_settings().params_file), overrides).train.train_cohorts
-        days = []
-        for month in [*cohorts_before(cohort, count), cohort]:
-            steps.labels(month)
-            days.append(steps.features(snapshot_date(month).isoformat())["as_of"])
-        return days
+        p = params or {}
+        return churn_steps().training_gold(p["cohort"], p.get("overrides") or {})
 
     @task
     def validate_gold(days: list[str]) -> int:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return sum(steps.validate("gold", day)["evaluated"] for day in days)
+        return sum(churn_steps().validate("gold", day)["evaluated"] for day in days)
 
     @task(outlets=[MODEL])
     def train_register_promote(params: dict | None = None) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
         p = params or {}
-        return steps.train(
+        return churn_steps().train(
             p["cohort"], p.get("overrides") or {}, float(p["sample_fraction"]), bool(p["promote"])
         )
 

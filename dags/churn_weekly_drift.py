@@ -33,15 +33,15 @@ IO_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=2), "retry_expon
 def churn_weekly_drift() -> None:
     @task(outlets=[DRIFT], **IO_RETRIES)
     def drift_report(week_ending: str) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.drift(week_ending)
+        return churn_steps().drift(week_ending)
 
     @task
     def check_thresholds(summary: dict) -> dict:
-        from churn import steps
+        from lake_connection import churn_steps
 
-        return steps.check_drift(summary)
+        return churn_steps().check_drift(summary)
 
     check_thresholds(drift_report(WEEK_ENDING))
 

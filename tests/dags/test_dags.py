@@ -135,38 +135,29 @@ print(json.dumps(times))
 
 
 def copy_to_s3(lake: Lake, endpoint: str, bucket: str) -> str:
-    """The lake's Silver on the loopback S3 server; returns its s3:// URL."""
+    """The lake's Bronze (its released label files label the newest cohort) and Silver on the loopback S3
+    server; returns its s3:// URL."""
     import boto3
 
     client = boto3.client("s3", endpoint_url=endpoint)
     root = Path(lake.url)
     for path in root.rglob("*"):
         relative = path.relative_to(root).as_posix()
-        if path.is_file() and relative.startswith("silver/"):
+        if path.is_file() and relative.startswith(("bronze/", "silver/")):
             client.upload_file(str(path), bucket, f"lake/{relative}")
     return f"s3://{bucket}/lake"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["local", "s3"])
-def test_nightly_scoring_dag_runs_publish_and_a_rerun_replaces(
-    small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path, where: str,
-    request: pytest.FixtureRequest,
-) -> None:  # fmt: skip
+def test_nightly_scoring_dag_runs_publish_a_rerun_replaces_and_a_date_range_backfills(
+    small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path
+) -> None:
     engine = make_engine(pg_url)
     upgrade(engine)
     engine.dispose()
-    lake_env = {"CHURN_LAKE_URL": small_lake.url}
-    if where == "s3":
-        endpoint, bucket = request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")
-        lake_env = {
-            "CHURN_LAKE_URL": copy_to_s3(small_lake, endpoint, bucket), "CHURN_S3_ENDPOINT_URL": endpoint,
-            "CHURN_S3_ACCESS_KEY_ID": "testing", "CHURN_S3_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }  # fmt: skip
     env = airflow_env(tmp_path, {
-        **lake_env, "CHURN_DATABASE_URL": pg_url, "CHURN_SILVER_BUCKETS": "4", "CHURN_DASK_WORKERS": "1",
-        "CHURN_MLFLOW_TRACKING_URI": champion_store["mlflow_tracking_uri"],
+        "CHURN_LAKE_URL": small_lake.url, "CHURN_DATABASE_URL": pg_url, "CHURN_SILVER_BUCKETS": "4",
+        "CHURN_DASK_WORKERS": "1", "CHURN_MLFLOW_TRACKING_URI": champion_store["mlflow_tracking_uri"],
         "CHURN_MLFLOW_ARTIFACT_LOCATION": champion_store["mlflow_artifact_location"],
     })  # fmt: skip
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
@@ -178,9 +169,12 @@ dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("churn_nightly_scoring")
 for _ in range(2):  # the same interval twice: the second run replaces the first
     run = dag.test(logical_date=dt.datetime(2017, 4, 1, 2, tzinfo=dt.timezone.utc))  # scores 2017-03-31
     print("STATE", run.state)
+for day in (29, 30):  # a range of earlier intervals, one run each as a backfill makes them
+    run = dag.test(logical_date=dt.datetime(2017, 3, day + 1, 2, tzinfo=dt.timezone.utc))
+    print("STATE", run.state)
 """
     out = run_python(code, env)
-    assert out.count("STATE success") == 2, out[-3000:]
+    assert out.count("STATE success") == 4, out[-3000:]
     check = create_engine(pg_url)
     with check.connect() as connection:
         query = (
@@ -190,21 +184,44 @@ for _ in range(2):  # the same interval twice: the second run replaces the first
         rows = connection.execute(
             text("SELECT count(*) FROM churn_scores WHERE score_date = '2017-03-31'")
         ).scalar()
+        dates = (
+            connection.execute(
+                text("SELECT score_date FROM score_runs WHERE status = 'published' ORDER BY score_date")
+            )
+            .scalars()
+            .all()
+        )
     check.dispose()
+    assert [str(d) for d in dates] == ["2017-03-29", "2017-03-30", "2017-03-31"]
     assert [r.status for r in runs] == ["superseded", "published"]
     assert runs[1].rows_scored == rows > 0
     assert runs[1].airflow_dag_id == "churn_nightly_scoring" and runs[1].airflow_run_id
 
 
 @pytest.mark.slow
-def test_training_dag_run_registers_a_champion(small_lake: Lake, tmp_path: Path) -> None:
+def test_training_scoring_and_drift_dags_on_the_s3_lake(
+    small_lake: Lake, pg_url: str, tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    """The whole scheduled path on the loopback S3 server, its credentials given as an Airflow connection
+    (read through the amazon provider), never as CHURN_S3_*: training from the Params form, a nightly
+    scoring run, the weekly drift run whose report lands in the bucket."""
+    import boto3
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    engine.dispose()
     store = tmp_path / "mlflow"
+    connection = {"conn_type": "aws", "login": "testing", "password": "testing",
+                  "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}  # fmt: skip
     env = airflow_env(tmp_path, {
-        "CHURN_LAKE_URL": small_lake.url, "CHURN_SILVER_BUCKETS": "4", "CHURN_DASK_WORKERS": "1",
-        "CHURN_MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+        "CHURN_LAKE_URL": copy_to_s3(small_lake, s3_endpoint, s3_bucket), "CHURN_DATABASE_URL": pg_url,
+        "AIRFLOW_CONN_CHURN_LAKE": json.dumps(connection), "CHURN_SILVER_BUCKETS": "4",
+        "CHURN_DASK_WORKERS": "1", "CHURN_MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
         "CHURN_MLFLOW_ARTIFACT_LOCATION": str(store / "artifacts"),
-        "CHURN_PARAMS_FILE": str(REPO / "params.yaml"),
+        "CHURN_PARAMS_FILE": str(REPO / "params.yaml"), "TMPDIR": str(tmp_path),
     })  # fmt: skip
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        env.pop(name, None)
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
                    capture_output=True, timeout=300)  # fmt: skip
     overrides = {"train.train_cohorts": 2, "lightgbm.n_estimators": 200, "lightgbm.learning_rate": 0.1}
@@ -212,12 +229,17 @@ def test_training_dag_run_registers_a_champion(small_lake: Lake, tmp_path: Path)
     code = f"""
 import datetime as dt
 from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("churn_training")
-run = dag.test(run_conf={conf!r})
-print("STATE", run.state)
+bag = DagBag(dag_folder={str(DAGS)!r})
+utc = dt.timezone.utc
+print("STATE", bag.get_dag("churn_training").test(run_conf={conf!r}).state)
+night = dt.datetime(2017, 4, 1, 2, tzinfo=utc)  # scores 2017-03-31
+print("STATE", bag.get_dag("churn_nightly_scoring").test(logical_date=night).state)
+monday = dt.datetime(2017, 4, 3, 3, tzinfo=utc)  # the week 2017-03-27..2017-04-02
+print("STATE", bag.get_dag("churn_weekly_drift").test(logical_date=monday).state)
 """
     out = run_python(code, env, timeout=900)
-    assert "STATE success" in out, out[-3000:]
+    assert out.count("STATE success") == 3, out[-4000:]
+
     from churn import registry
     from churn.settings import Settings
 
@@ -226,3 +248,16 @@ print("STATE", run.state)
     tags = registry.client(settings).get_model_version(settings.model_name, "1").tags
     assert tags["airflow_dag_id"] == "churn_training" and tags["airflow_run_id"]
     assert tags["train_cohorts"] == "2017-01,2017-02"  # the form's override reached training
+    check = create_engine(pg_url)
+    with check.connect() as db:
+        published = db.execute(
+            text("SELECT score_date, rows_scored FROM score_runs WHERE status = 'published'")
+        ).all()
+        drift = db.execute(text("SELECT week_ending, report_uri, score_dates FROM drift_reports")).one()
+    check.dispose()
+    assert [str(r.score_date) for r in published] == ["2017-03-31"] and published[0].rows_scored > 0
+    assert str(drift.week_ending) == "2017-04-02" and [str(d) for d in drift.score_dates] == ["2017-03-31"]
+    key = "lake/reports/drift/week=2017-04-02/index.html"
+    assert drift.report_uri == f"s3://{s3_bucket}/{key}"
+    head = boto3.client("s3", endpoint_url=s3_endpoint).head_object(Bucket=s3_bucket, Key=key)
+    assert 0 < head["ContentLength"] < 10 * 1024 * 1024

@@ -20,8 +20,13 @@ CHURN = str(Path(sys.executable).with_name("churn"))
 
 
 @pytest.mark.slow
-def test_demo_model_meets_the_quality_bound(tmp_path: Path) -> None:
+def test_demo_model_meets_the_quality_bound_and_its_drift_report_the_size_bound(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Also, on the same demo data: a scored night and its weekly drift report through the CLI, whose
+    HTML must stay under 10 MB (it embeds the data it plots)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")} | {
+        "CHURN_DATABASE_URL": pg_url,
         "CHURN_LAKE_URL": str(tmp_path / "lake"),
         "CHURN_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "CHURN_MLFLOW_ARTIFACT_LOCATION": str(tmp_path / "artifacts"),
@@ -50,3 +55,10 @@ def test_demo_model_meets_the_quality_bound(tmp_path: Path) -> None:
     assert abs(ratio - log_loss / oracle) < 0.01
     listed = churn("model", "list")
     assert re.search(r"^\s+1\s+champion\s+2017-03\s", listed, re.MULTILINE), listed
+
+    churn("db", "upgrade")
+    churn("score", "--date", "2017-03-31")
+    out = churn("drift", "--week-ending", "2017-03-31")
+    assert re.search(r"drift week ending 2017-03-31: \d+ of \d+ features drifted", out), out
+    report = tmp_path / "lake" / "reports" / "drift" / "week=2017-03-31" / "index.html"
+    assert 0 < report.stat().st_size < 10 * 1024 * 1024, report.stat().st_size
