@@ -7,6 +7,7 @@ not landed yet say so plainly and exit 2.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -183,6 +184,9 @@ def train(
     params_file: Annotated[
         str | None, typer.Option("--params", help="Hyperparameters file (default CHURN_PARAMS_FILE).")
     ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="Also write the version and validation metrics here (JSON; DVC).")
+    ] = None,
 ) -> None:
     """Train on the cohorts before M, validate on M, register, promote when it beats the champion.
 
@@ -201,6 +205,12 @@ def train(
     with run_context("train", new_run_id("train", cohort)) as run_id:
         result = run_training(lake, settings, params, cohort, run_id)
     m = result.metrics
+    if metrics_file is not None:
+        metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        figures = {k: v for k, v in m.items() if k.startswith(("val_", "oracle_"))}
+        summary = {"version": result.version, "promoted": result.decision.promote,
+                   "mlflow_run_id": result.run_id, **figures}  # fmt: skip
+        metrics_file.write_text(json.dumps(summary, indent=2))
     oracle = (
         f", oracle log loss {m['oracle_log_loss']:.4f} (ratio {m['val_log_loss_over_oracle']:.3f})"
         if "oracle_log_loss" in m
@@ -213,6 +223,19 @@ def train(
         f"{'PROMOTED to champion' if result.decision.promote else 'challenger'}: {result.decision.reason} "
         f"(MLflow run {result.run_id}, {m['train_seconds']:.1f} s)"
     )
+
+
+@app.command()
+def gold(cohort: Annotated[str, typer.Option(help="Validation cohort month YYYY-MM.")]) -> None:
+    """Build and validate the Gold data `churn train --cohort M` reads: labels of M and of the
+    `train.train_cohorts` (CHURN_PARAMS_FILE) months before it, and the features as of each month's eve."""
+    from churn import steps
+
+    started = time.perf_counter()
+    days = steps.training_gold(cohort)
+    checked = sum(steps.validate("gold", day)["evaluated"] for day in days)
+    typer.echo(f"gold {cohort}: labels and features of {len(days)} months (eves {days[0]}..{days[-1]}), "
+               f"{checked:,} expectations met ({time.perf_counter() - started:.1f} s)")  # fmt: skip
 
 
 @model_app.command("list")

@@ -1,4 +1,4 @@
-"""Where an output came from: the code commit and the Airflow run that produced it.
+"""Where an output came from: the code commit, the DVC data version and the Airflow run that produced it.
 
 Airflow exports `AIRFLOW_CTX_DAG_ID` / `AIRFLOW_CTX_DAG_RUN_ID` into a task's environment; outside
 Airflow they are empty.
@@ -32,3 +32,19 @@ def git_commit() -> str:
 def airflow_ids() -> tuple[str, str]:
     """(dag id, dag run id) when running inside an Airflow task, else empty strings."""
     return os.environ.get("AIRFLOW_CTX_DAG_ID", ""), os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "")
+
+
+DVC_LOCK = Path("dvc.lock")
+DVC_DATA_STAGE = "ingest"
+
+
+def dvc_data_version(lock: Path = DVC_LOCK) -> str:
+    """The md5 DVC recorded for the Silver output of the `ingest` stage, when running under `dvc repro`
+    (or in a workspace that has a dvc.lock); empty otherwise. Ties an MLflow run to the exact data
+    version `dvc checkout` restores."""
+    import yaml
+
+    if not lock.is_file():
+        return ""
+    stage = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get(DVC_DATA_STAGE, {})
+    return ",".join(f"{out['path']}:{out['md5']}" for out in stage.get("outs", []) if "md5" in out)

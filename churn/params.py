@@ -47,6 +47,16 @@ class LightGBMParams(BaseModel):
     early_stopping_rounds: int = Field(ge=1)
 
 
+class PipelineParams(BaseModel):
+    """What the DVC pipeline generates and trains on (dvc.yaml's stages read these)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str = "tiny"
+    seed: int = 7
+    cohort: str = Field(default="2017-03", pattern=r"^\d{4}-\d{2}$")
+
+
 class Params(BaseModel):
     """The whole params file."""
 
@@ -54,6 +64,7 @@ class Params(BaseModel):
 
     train: TrainParams
     lightgbm: LightGBMParams
+    pipeline: PipelineParams = Field(default_factory=PipelineParams)
 
     def flat(self) -> dict[str, Any]:
         """`section.key` -> value, the form MLflow params take."""

@@ -27,7 +27,7 @@ from churn.evaluation import classification_metrics, plots
 from churn.features import FEATURE_NAMES, SPEC_HASH
 from churn.labels import parse_cohort
 from churn.lake import Lake
-from churn.lineage import airflow_ids, git_commit
+from churn.lineage import airflow_ids, dvc_data_version, git_commit
 from churn.params import Params
 from churn.pipeline import (
     FeatureFrameError,
@@ -125,6 +125,7 @@ def lineage_tags(lake: Lake, cohort: str, train_cohorts: list[str]) -> dict[str,
     return {
         "git_commit": git_commit(),
         "data_version": gold.silver_version(lake),
+        "dvc_data_version": dvc_data_version(),
         "feature_spec_hash": SPEC_HASH,
         "val_cohort": cohort,
         "train_cohorts": ",".join(train_cohorts),

@@ -38,6 +38,7 @@ def test_help_lists_every_contract_subcommand() -> None:
         ["validate"],
         ["train"],
         ["score"],
+        ["gold"],
         ["drift"],
         ["model", "list"],
         ["model", "promote"],
