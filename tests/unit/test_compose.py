@@ -56,3 +56,18 @@ def test_no_secret_values_in_the_compose_file() -> None:
         for key, value in (service.get("environment") or {}).items():
             if any(word in key for word in ("PASSWORD", "SECRET")):
                 assert str(value).startswith("${"), f"{name}.{key} must come from the env file"
+
+
+def test_github_workflow_runs_what_ci_runs() -> None:
+    """The GitHub workflow lints and tests with the Makefile, as .ci/run does, against a PostgreSQL
+    service reachable at the URL the tests read, under CI=true."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yaml").read_text())
+    job = workflow["jobs"]["test"]
+    commands = [step["run"] for step in job["steps"] if "run" in step]
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert commands == ["make lint", "make test"]
+    assert all(command in ci_run for command in commands)
+    assert job["env"]["CI"] == "true"
+    postgres = job["services"]["postgres"]
+    assert postgres["image"].startswith("postgres:") and "5432:5432" in postgres["ports"]
+    assert job["env"]["CHURN_TEST_DATABASE_URL"].endswith("@127.0.0.1:5432/" + postgres["env"]["POSTGRES_DB"])
