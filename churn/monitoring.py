@@ -99,7 +99,8 @@ def weekly(lake: Lake, settings: Settings, week_ending: dt.date, run_id: str) ->
             "run_id": run_id,
             "seconds": round(time.perf_counter() - started, 2),
         }  # fmt: skip
-        lake.write_json(f"{prefix}/summary.json", json.loads(json.dumps(summary, default=str)))
+        summary = json.loads(json.dumps(summary, default=str))  # dates as ISO text: JSON, XCom, the row
+        lake.write_json(f"{prefix}/summary.json", summary)
         _write_row(engine, {
             "week_ending": week_ending, "model_name": settings.model_name, "model_version": version,
             "score_dates": [day for day, _, _ in runs], "reference_rows": scoring.rows_reference,
