@@ -9,6 +9,7 @@ version, when, and on what figures.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,7 @@ def experiment_id(settings: Settings) -> str:
     if existing is not None:
         return existing.experiment_id
     location = settings.mlflow_artifact_location
-    if "://" not in location:
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", location):  # a path (mlflow-artifacts:/, s3://: URIs)
         path = Path(location).resolve()
         path.mkdir(parents=True, exist_ok=True)
         location = path.as_uri()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import yaml
@@ -9,7 +11,18 @@ import yaml
 from churn.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-STATEFUL = {"postgres": "/var/lib/postgresql/data", "minio": "/data"}
+STATEFUL = {
+    "postgres": "/var/lib/postgresql/data",
+    "minio": "/data",
+    "prometheus": "/prometheus",
+    "grafana": "/var/lib/grafana",
+    "airflow-scheduler": "/opt/airflow/logs",
+}
+STACK = {
+    "postgres", "minio", "minio-buckets", "mlflow", "migrate", "api", "dask-scheduler", "dask-worker",
+    "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+    "statsd-exporter", "prometheus", "grafana",
+}  # fmt: skip
 
 
 def compose() -> dict:
@@ -20,7 +33,14 @@ def test_every_service_has_an_image_or_a_build_that_exists() -> None:
     for name, service in compose()["services"].items():
         assert "image" in service or "build" in service, name
         if "build" in service:
-            assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file(), name
+            dockerfile = ROOT / service["build"]["context"] / service["build"]["dockerfile"]
+            assert dockerfile.is_file(), name
+            stages = re.findall(r"^FROM \S+ AS (\S+)$", dockerfile.read_text(), re.MULTILINE)
+            assert service["build"].get("target") in stages, f"{name}: target must be one of {stages}"
+        else:
+            assert ":" in service["image"] and not service["image"].endswith(":latest"), (
+                f"{name}: pin the tag"
+            )
 
 
 def test_churn_variables_match_settings_fields() -> None:
@@ -71,3 +91,81 @@ def test_github_workflow_runs_what_ci_runs() -> None:
     postgres = job["services"]["postgres"]
     assert postgres["image"].startswith("postgres:") and "5432:5432" in postgres["ports"]
     assert job["env"]["CHURN_TEST_DATABASE_URL"].endswith("@127.0.0.1:5432/" + postgres["env"]["POSTGRES_DB"])
+
+
+def test_the_stack_has_every_platform_service_and_a_valid_start_order() -> None:
+    services = compose()["services"]
+    assert set(services) == STACK
+    for name, service in services.items():
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} waits for unknown {dependency}"
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits for {dependency} to be healthy"
+            if rule["condition"] == "service_completed_successfully":
+                assert services[dependency].get("restart") == "no", f"{dependency} is not a one-shot job"
+
+
+def test_images_are_multi_stage_non_root_and_installed_from_the_lock() -> None:
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", dockerfile, re.MULTILINE)) >= 3
+    assert "COPY requirements.txt" in dockerfile and "pip sync" in dockerfile
+    # the library finds its migrations beside its package (churn/migrations.py: SQL_DIR)
+    assert "PYTHONPATH=/app" in dockerfile and "WORKDIR /app" in dockerfile
+    assert "COPY sql ./sql" in dockerfile and "COPY churn ./churn" in dockerfile
+    for stage in re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)[2:]:  # every final stage
+        users = re.findall(r"^USER (\S+)$", stage, re.MULTILINE)
+        assert users and users[-1] not in {"root", "0"}, stage.splitlines()[0]
+
+
+def test_airflow_services_share_one_configuration_with_the_lake_connection() -> None:
+    services = compose()["services"]
+    airflow = [s for n, s in services.items() if n.startswith("airflow-")]
+    assert len({json.dumps(s["environment"], sort_keys=True) for s in airflow}) == 1
+    env = airflow[0]["environment"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres:5432/airflow")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+    lake = json.loads(env["AIRFLOW_CONN_CHURN_LAKE"].replace("${MINIO_ROOT_USER:?set MINIO_ROOT_USER}", "u")
+                      .replace("${MINIO_ROOT_PASSWORD:?set MINIO_ROOT_PASSWORD}", "p"))  # fmt: skip
+    assert lake["conn_type"] == "aws" and lake["extra"]["endpoint_url"] == "http://minio:9000"
+    init = (ROOT / "docker" / "postgres" / "init-databases.sh").read_text()
+    assert "for db in airflow mlflow" in init
+    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")
+
+
+def test_prometheus_scrapes_services_that_exist_on_their_ports() -> None:
+    services = compose()["services"]
+    config = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
+    targets = [t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert {"api:8000", "statsd-exporter:9102", "dask-scheduler:8787"} == set(targets)
+    for target in targets:
+        host, port = target.split(":")
+        text = json.dumps(services[host])
+        assert port in text, f"{host} does not serve :{port}"
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter"
+
+
+def test_dashboard_queries_name_metrics_and_tables_that_exist() -> None:
+    dashboard = json.loads((ROOT / "docker" / "grafana" / "dashboards" / "churn.json").read_text())
+    metrics_code = (ROOT / "api" / "metrics.py").read_text()
+    defined = set(re.findall(r'"(churn_api_[a-z_]+)"', metrics_code))
+    tables = set(
+        re.findall(
+            r"CREATE TABLE (\w+)", "".join(p.read_text() for p in (ROOT / "sql").glob("*.postgresql.sql"))
+        )
+    )
+    titles, used_metrics, used_tables = [], set(), set()
+    for panel in dashboard["panels"]:
+        titles.append(panel["title"])
+        for target in panel["targets"]:
+            for name in re.findall(r"churn_api_[a-z_]+", target.get("expr", "")):
+                used_metrics.add(re.sub(r"_(bucket|count|sum)$", "", name))
+            used_tables.update(re.findall(r"FROM (\w+)", target.get("rawSql", "")))
+    assert used_metrics and used_metrics <= defined, used_metrics - defined
+    assert used_tables == {"score_runs", "drift_reports", "model_performance"} and used_tables <= tables
+    wanted = ("latency", "throughput", "scored per published night", "drift share", "champion version")
+    assert all(any(w in t.lower() for t in titles) for w in wanted), titles
+    sources = yaml.safe_load(
+        (ROOT / "docker" / "grafana" / "provisioning" / "datasources" / "datasources.yaml").read_text()
+    )
+    uids = {d["uid"] for d in sources["datasources"]}
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} <= uids
