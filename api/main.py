@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import MODEL_VERSION, MetricsMiddleware
@@ -121,6 +122,7 @@ def create_app() -> FastAPI:
     app.include_router(models.router)
     app.include_router(monitoring.router)
     app.add_exception_handler(DBAPIError, _database_down)
+    app.add_exception_handler(PoolTimeoutError, _database_down)  # every pooled connection stayed busy
     app.add_exception_handler(DatabaseUnavailableError, _database_down)
     # asyncpg raises these unwrapped: refused/reset, connect timeout, unknown host
     for error_type in (ConnectionError, TimeoutError, socket.gaierror):

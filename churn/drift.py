@@ -49,6 +49,7 @@ REFERENCE_DIR = "reference"
 REFERENCE_FILE = "features.parquet"
 SCORE = "churn_probability"
 SAMPLE_ROWS = 5000
+LIVE_MIN_ROWS = 50  # fewer live predictions in a week say nothing about drift
 FEATURE_THRESHOLD = 0.1
 REPORTS = "reports/drift"
 
@@ -118,7 +119,12 @@ def load_reference(settings: Settings, version: int) -> pd.DataFrame:
                 f"({REFERENCE_DIR}/{REFERENCE_FILE} in MLflow run {model_version.run_id}): "
                 f"train a model with this code ({type(error).__name__})"
             ) from None
-        return pd.read_parquet(local)
+        reference = pd.read_parquet(local)
+    missing = [name for name in [*FEATURE_NAMES, SCORE] if name not in reference.columns]
+    if missing:
+        raise DriftError(f"the reference of {settings.model_name} v{version} lacks {', '.join(missing)} "
+                         "(trained on another feature spec): retrain or promote a current model")  # fmt: skip
+    return reference
 
 
 def week_of(week_ending: dt.date) -> list[dt.date]:
@@ -185,20 +191,31 @@ def compare(
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset, ValueStats
 
-    numeric = [name for name in FEATURE_NAMES if name not in CATEGORICAL]
-    definition = DataDefinition(numerical_columns=[*numeric, SCORE], categorical_columns=list(CATEGORICAL))
-    columns = [*FEATURE_NAMES, SCORE]
+    # a feature with no value on one side cannot be compared (Evidently refuses empty columns): it is left
+    # out and the share is over the features measured
+    measured = [n for n in FEATURE_NAMES if reference[n].notna().any() and current[n].notna().any()]
+    if not measured:
+        raise DriftError("no feature has values on both sides: nothing to compare")
+    numeric = [name for name in measured if name not in CATEGORICAL]
+    categorical = [name for name in measured if name in CATEGORICAL]
+    definition = DataDefinition(numerical_columns=[*numeric, SCORE], categorical_columns=categorical)
+    columns = [*measured, SCORE]
     report = Report([
-        DataDriftPreset(columns=list(FEATURE_NAMES), drift_share=share_threshold, num_method="wasserstein",
+        DataDriftPreset(columns=measured, drift_share=share_threshold, num_method="wasserstein",
                         cat_method="jensenshannon", num_threshold=FEATURE_THRESHOLD,
                         cat_threshold=FEATURE_THRESHOLD),
         ValueDrift(column=SCORE, method="wasserstein", threshold=FEATURE_THRESHOLD),
         ValueStats(column=SCORE),
     ])  # fmt: skip
-    snapshot = report.run(
-        current_data=Dataset.from_pandas(current[columns].reset_index(drop=True), data_definition=definition),
-        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-    )
+    try:
+        snapshot = report.run(
+            current_data=Dataset.from_pandas(
+                current[columns].reset_index(drop=True), data_definition=definition
+            ),
+            reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+        )
+    except (ValueError, TypeError) as error:
+        raise DriftError(f"Evidently cannot compare the frames: {error}") from error
     distances: dict[str, float] = {}
     score_distance, stats = None, {}
     for metric in snapshot.dict()["metrics"]:
@@ -212,7 +229,7 @@ def compare(
             name = kind.removesuffix("Value").lower()
             stats[f"{name}_{config['quantile']}" if "quantile" in config else name] = float(value)
     drifted = sorted(name for name, value in distances.items() if value >= FEATURE_THRESHOLD)
-    share = len(drifted) / len(FEATURE_NAMES)
+    share = len(drifted) / len(measured)
     summary = DriftSummary(len(reference), len(current), distances, drifted, share, share >= share_threshold,
                            score_distance, stats)  # fmt: skip
     return snapshot, summary

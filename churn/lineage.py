@@ -39,12 +39,12 @@ DVC_DATA_STAGE = "ingest"
 
 
 def dvc_data_version(lock: Path = DVC_LOCK) -> str:
-    """The md5 DVC recorded for the Silver output of the `ingest` stage, when running under `dvc repro`
-    (or in a workspace that has a dvc.lock); empty otherwise. Ties an MLflow run to the exact data
-    version `dvc checkout` restores."""
+    """The md5 DVC recorded for the Silver output of the `ingest` stage, when running as a stage of
+    `dvc repro` (DVC sets DVC_STAGE); empty otherwise: outside DVC a dvc.lock in the working folder may
+    describe other data. Ties an MLflow run to the exact data version `dvc checkout` restores."""
     import yaml
 
-    if not lock.is_file():
+    if not os.environ.get("DVC_STAGE") or not lock.is_file():
         return ""
     stage = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}).get(DVC_DATA_STAGE, {})
     return ",".join(f"{out['path']}:{out['md5']}" for out in stage.get("outs", []) if "md5" in out)

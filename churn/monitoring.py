@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import time
 from dataclasses import asdict
 from typing import Any
@@ -37,13 +38,27 @@ def report_prefix(week_ending: dt.date) -> str:
     return f"{drift.REPORTS}/week={week_ending.isoformat()}"
 
 
+def json_ready(value: Any) -> Any:
+    """Plain JSON data: dates as ISO text, NaN and infinities as null (Evidently gives NaN statistics for
+    tiny samples; JSONB and strict JSON readers refuse them)."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
 def _write_row(engine: Engine, row: dict[str, Any]) -> None:
     postgres = engine.dialect.name == "postgresql"
     values = dict(row)
     if not postgres:  # arrays and JSON are text on SQLite
-        values.update(score_dates=json.dumps(values["score_dates"]),
+        values.update(score_dates=json.dumps(json_ready(values["score_dates"])),
                       drifted_features=json.dumps(values["drifted_features"]))  # fmt: skip
-    values["summary"] = json.dumps(values["summary"], default=str)
+    values["summary"] = json.dumps(json_ready(values["summary"]), allow_nan=False)
     columns = list(values)
     placeholders = [f"CAST(:{c} AS JSONB)" if postgres and c == "summary" else f":{c}" for c in columns]
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "week_ending")
@@ -55,8 +70,14 @@ def _write_row(engine: Engine, row: dict[str, Any]) -> None:
         connection.execute(statement, values)
 
 
-def weekly(lake: Lake, settings: Settings, week_ending: dt.date, run_id: str) -> dict[str, Any]:
-    """Run the week's drift report and realised performance; returns the JSON summary (also stored)."""
+def weekly(
+    lake: Lake, settings: Settings, week_ending: dt.date, run_id: str, require_last_night: bool = False
+) -> dict[str, Any]:
+    """Run the week's drift report and realised performance; returns the JSON summary (also stored).
+
+    Only the runs scored by the current champion are compared with its reference (a mid-week promotion
+    would otherwise show the old model's scores as drift). `require_last_night` refuses a week whose last
+    day is not published yet (the scheduled run retries until the night's scoring has landed)."""
     started = time.perf_counter()
     engine = engine_from_settings(settings)
     check_connection(engine)
@@ -65,9 +86,15 @@ def weekly(lake: Lake, settings: Settings, week_ending: dt.date, run_id: str) ->
         runs = drift.published_runs(engine, days)
         if not runs:
             raise drift.DriftError(f"no published scoring run in the week {days[0]}..{week_ending}")
+        if require_last_night and runs[-1][0] != week_ending:
+            raise drift.DriftError(f"the week's last night ({week_ending}) is not published yet")
         version = registry.alias_version(settings, registry.CHAMPION)
         if version is None:
             raise drift.DriftError(f"no champion in the registry ({settings.model_name}@{registry.CHAMPION})")
+        runs = [run for run in runs if run[2] == version]
+        if not runs:
+            raise drift.DriftError(f"no run of the week {days[0]}..{week_ending} was scored by the champion "
+                                   f"v{version}")  # fmt: skip
         reference = drift.load_reference(settings, version)
         seed = week_ending.toordinal()
         current = drift.scoring_sample(lake, engine, runs, settings.active_grace_days, seed)
@@ -76,7 +103,7 @@ def weekly(lake: Lake, settings: Settings, week_ending: dt.date, run_id: str) ->
         lake.write_html(f"{prefix}/index.html", snapshot.get_html_str(as_iframe=False))
         live = drift.live_sample(lake, days, seed)
         live_summary = None
-        if len(live):
+        if len(live) >= drift.LIVE_MIN_ROWS:
             live_snapshot, live_summary = drift.compare(reference, live, settings.drift_share_threshold)
             lake.write_html(f"{prefix}/live.html", live_snapshot.get_html_str(as_iframe=False))
         elif lake.exists(f"{prefix}/live.html"):
@@ -99,7 +126,7 @@ def weekly(lake: Lake, settings: Settings, week_ending: dt.date, run_id: str) ->
             "run_id": run_id,
             "seconds": round(time.perf_counter() - started, 2),
         }  # fmt: skip
-        summary = json.loads(json.dumps(summary, default=str))  # dates as ISO text: JSON, XCom, the row
+        summary = json_ready(summary)  # the same plain JSON in the lake, the row and XCom
         lake.write_json(f"{prefix}/summary.json", summary)
         _write_row(engine, {
             "week_ending": week_ending, "model_name": settings.model_name, "model_version": version,

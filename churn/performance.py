@@ -99,6 +99,12 @@ def evaluate_cohort(
     if found is None:
         return None
     day, version = found
+    with engine.connect() as connection:  # runs past retention keep their row, not their scores
+        kept = connection.execute(
+            text("SELECT 1 FROM churn_scores WHERE score_date = :d LIMIT 1"), {"d": day}
+        ).first()
+    if kept is None:
+        return None
     gold.ensure_labels(lake, settings, cohort, run_id)
     labels = gold.read_labels(lake, cohort).select(["msno", "is_churn"]).to_pandas()
     joined = labels.merge(_published_scores(engine, day), on="msno", how="inner")
@@ -118,9 +124,15 @@ def evaluate_cohort(
 def evaluate_matured(
     lake: Lake, settings: Settings, engine: Engine, week_ending: dt.date, run_id: str
 ) -> list[CohortPerformance]:
-    """Every cohort matured by the week's end (and by Silver) that a published run scored."""
+    """Every cohort matured by the week's end (and by Silver) that a published run still retained scored."""
+    oldest = week_ending - dt.timedelta(days=settings.score_retention_days)
     with engine.connect() as connection:
-        first = connection.scalar(text("SELECT min(score_date) FROM score_runs WHERE status = 'published'"))
+        first = connection.scalar(
+            text(
+                "SELECT min(score_date) FROM score_runs WHERE status = 'published' AND score_date >= :oldest"
+            ),
+            {"oldest": oldest},
+        )
     silver = gold.silver_last_day(lake)
     if first is None or silver is None:
         return []

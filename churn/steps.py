@@ -110,14 +110,15 @@ def score(score_date: str, run_id: str | None = None) -> dict[str, Any]:
             "dropped_dates": [d.isoformat() for d in report.dropped_dates]}  # fmt: skip
 
 
-def drift(week_ending: str, run_id: str | None = None) -> dict[str, Any]:
-    """The weekly drift report and realised performance (files in the lake, rows in the database)."""
+def drift(week_ending: str, require_last_night: bool = False, run_id: str | None = None) -> dict[str, Any]:
+    """The weekly drift report and realised performance (files in the lake, rows in the database);
+    `require_last_night` fails while the week's last day is not published (a scheduled run retries)."""
     from churn.gold import parse_date
     from churn.monitoring import weekly
 
     day = parse_date(week_ending, "week_ending")
     with run_context("drift", run_id or new_run_id("drift", week_ending)) as rid:
-        return weekly(_lake(), get_settings(), day, rid)
+        return weekly(_lake(), get_settings(), day, rid, require_last_night)
 
 
 def check_drift(summary: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 DRIFT = Asset(name="churn_drift_report", uri="churn://lake/reports/drift")
 # The week a run covers ends the day before its data interval's end (a run on Monday covers to Sunday).
 WEEK_ENDING = "{{ data_interval_end.subtract(days=1).strftime('%Y-%m-%d') }}"
-IO_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=2), "retry_exponential_backoff": True}
+# retries also wait for a late night: the report refuses a week whose Sunday is not published yet
+IO_RETRIES = {"retries": 4, "retry_delay": dt.timedelta(minutes=10), "retry_exponential_backoff": True}
 
 
 @dag(
@@ -35,7 +36,7 @@ def churn_weekly_drift() -> None:
     def drift_report(week_ending: str) -> dict:
         from lake_connection import churn_steps
 
-        return churn_steps().drift(week_ending)
+        return churn_steps().drift(week_ending, require_last_night=True)
 
     @task
     def check_thresholds(summary: dict) -> dict:

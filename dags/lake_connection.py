@@ -28,11 +28,13 @@ def use_lake_connection(conn_id: str = LAKE_CONN_ID) -> bool:
         return False
     hook = S3Hook(aws_conn_id=conn_id)
     credentials = hook.get_credentials()
+    if credentials.token:  # the library's lake options carry a key pair only
+        raise ValueError(f"connection {conn_id!r} gives temporary credentials (a session token); give the "
+                         "lake a key pair, or no connection and boto's own credential chain")  # fmt: skip
     values = {
         "CHURN_S3_ACCESS_KEY_ID": credentials.access_key,
         "CHURN_S3_SECRET_ACCESS_KEY": credentials.secret_key,
         "CHURN_S3_ENDPOINT_URL": hook.conn_config.endpoint_url,
-        "AWS_SESSION_TOKEN": credentials.token,
         "AWS_DEFAULT_REGION": hook.conn_config.region_name,
     }
     os.environ.update({name: value for name, value in values.items() if value})

@@ -232,9 +232,9 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={str(DAGS)!r})
 utc = dt.timezone.utc
 print("STATE", bag.get_dag("churn_training").test(run_conf={conf!r}).state)
-night = dt.datetime(2017, 4, 1, 2, tzinfo=utc)  # scores 2017-03-31
+night = dt.datetime(2017, 3, 27, 2, tzinfo=utc)  # scores Sunday 2017-03-26
 print("STATE", bag.get_dag("churn_nightly_scoring").test(logical_date=night).state)
-monday = dt.datetime(2017, 4, 3, 3, tzinfo=utc)  # the week 2017-03-27..2017-04-02
+monday = dt.datetime(2017, 3, 27, 3, tzinfo=utc)  # the week 2017-03-20..2017-03-26
 print("STATE", bag.get_dag("churn_weekly_drift").test(logical_date=monday).state)
 """
     out = run_python(code, env, timeout=900)
@@ -255,9 +255,9 @@ print("STATE", bag.get_dag("churn_weekly_drift").test(logical_date=monday).state
         ).all()
         drift = db.execute(text("SELECT week_ending, report_uri, score_dates FROM drift_reports")).one()
     check.dispose()
-    assert [str(r.score_date) for r in published] == ["2017-03-31"] and published[0].rows_scored > 0
-    assert str(drift.week_ending) == "2017-04-02" and [str(d) for d in drift.score_dates] == ["2017-03-31"]
-    key = "lake/reports/drift/week=2017-04-02/index.html"
+    assert [str(r.score_date) for r in published] == ["2017-03-26"] and published[0].rows_scored > 0
+    assert str(drift.week_ending) == "2017-03-26" and [str(d) for d in drift.score_dates] == ["2017-03-26"]
+    key = "lake/reports/drift/week=2017-03-26/index.html"
     assert drift.report_uri == f"s3://{s3_bucket}/{key}"
     head = boto3.client("s3", endpoint_url=s3_endpoint).head_object(Bucket=s3_bucket, Key=key)
     assert 0 < head["ContentLength"] < 10 * 1024 * 1024

@@ -17,12 +17,13 @@ from sqlalchemy import text
 from api.main import create_app
 from churn import registry
 from churn.db import make_engine
-from churn.drift import load_reference
-from churn.gold import read_labels
+from churn.drift import LIVE_MIN_ROWS, load_reference
+from churn.gold import read_features, read_labels
 from churn.ingest import ingest
 from churn.lake import Lake
 from churn.migrations import upgrade
 from churn.monitoring import MonitoringAlertError, check, report_prefix, weekly
+from churn.predlog import PredictionLog
 from churn.scoring import score
 from churn.settings import Settings
 from churn.synth.profiles import get_profile
@@ -51,13 +52,27 @@ def _serve(settings: Settings, store: dict[str, str], monkeypatch: pytest.Monkey
     return LiveServer(create_app())
 
 
-def _week(lake: Lake, settings: Settings, end: dt.date, strength: float) -> dict:
+def _log_live_predictions(lake: Lake, day: dt.date, rows: int) -> None:
+    """`rows` live predictions as the API logs them, for users of the day's Gold features; `age` missing
+    in every one (as raw events without a member row give)."""
+    features = read_features(lake, day).to_pandas().head(rows)
+    log = PredictionLog(lake, flush_rows=10_000)
+    for record in features.to_dict("records"):
+        record.update(requested_at=dt.datetime(2017, 4, 7, 12, tzinfo=dt.UTC), source="events", as_of=day,
+                      model_version=1, churn_probability=0.2, age=None)  # fmt: skip
+        log.append(record)
+    log.flush()
+
+
+def _week(lake: Lake, settings: Settings, end: dt.date, strength: float, live_rows: int = 0) -> dict:
     """Drops for the week ending `end` (listening shifted by `strength`), ingested, scored on its last
-    day, monitored."""
+    day, live predictions logged, monitored."""
     write_daily(lake, SMALL_PROFILE, SMALL_SEED, end - dt.timedelta(days=6), end, drift=strength)
     ingest(lake, settings, f"ingest-{end}")
     score(lake, settings, end, f"score-{end}")
-    return weekly(lake, settings, end, f"drift-{end}")
+    if live_rows:
+        _log_live_predictions(lake, end, live_rows)
+    return weekly(lake, settings, end, f"drift-{end}", require_last_night=True)
 
 
 def test_injected_drift_is_flagged_and_a_stable_week_is_not(
@@ -68,14 +83,20 @@ def test_injected_drift_is_flagged_and_a_stable_week_is_not(
     lake = Lake(str(tmp_path / "lake"))
     settings = _settings(lake, champion_store, pg_url)
 
-    stable = _week(lake, settings, dt.date(2017, 4, 7), 0.0)
-    drifted = _week(lake, settings, dt.date(2017, 4, 14), 0.6)
+    stable = _week(lake, settings, dt.date(2017, 4, 7), 0.0, live_rows=200)
+    drifted = _week(lake, settings, dt.date(2017, 4, 14), 0.6, live_rows=LIVE_MIN_ROWS - 1)
 
     assert not stable["scoring"]["dataset_drift"] and not stable["alert"]
     check(stable)  # nothing to say
     assert drifted["scoring"]["dataset_drift"] and drifted["alert"]
     assert drifted["scoring"]["share"] >= settings.drift_share_threshold > stable["scoring"]["share"]
     assert {"secs_7d", "active_days_7d"} <= set(drifted["scoring"]["drifted"])
+    # live inputs: compared when there are enough, without the feature they never carry
+    assert stable["live"] is not None and stable["live"]["rows_current"] == 200
+    assert "age" not in stable["live"]["distances"] and "age" in stable["scoring"]["distances"]
+    assert drifted["live"] is None  # too few to say anything
+    assert lake.exists(f"{report_prefix(dt.date(2017, 4, 7))}/live.html")
+    assert not lake.exists(f"{report_prefix(dt.date(2017, 4, 14))}/live.html")
     with pytest.raises(MonitoringAlertError, match="features drifted") as alert:
         check(drifted)
     assert "secs_7d" in str(alert.value) and "2017-04-14" in str(alert.value)
@@ -86,6 +107,8 @@ def test_injected_drift_is_flagged_and_a_stable_week_is_not(
     engine.dispose()
     assert [r["week_ending"] for r in rows] == [dt.date(2017, 4, 7), dt.date(2017, 4, 14)]
     assert [r["dataset_drift"] for r in rows] == [False, True]
+    assert [r["live_rows"] for r in rows] == [200, LIVE_MIN_ROWS - 1]
+    assert rows[0]["live_drift_share"] == pytest.approx(stable["live"]["share"])
     assert rows[1]["drifted_features"] == drifted["scoring"]["drifted"]
     assert rows[1]["drift_share"] == pytest.approx(drifted["scoring"]["share"])
     assert rows[1]["score_dates"] == [dt.date(2017, 4, 14)]
@@ -115,17 +138,17 @@ def test_injected_drift_is_flagged_and_a_stable_week_is_not(
 
 
 def test_realised_performance_of_a_matured_cohort(
-    small_lake: Lake, champion_store: dict[str, str], pg_url: str, monkeypatch: pytest.MonkeyPatch
+    small_lake: Lake, champion_store: dict[str, str], db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cohort 2017-02 (expiries in February) is decided by 2017-03-30; the small lake reaches 2017-03-31.
     Its eve (2017-01-31) is scored, so the week ending 2017-03-31 evaluates it; 2017-03 is not mature."""
-    settings = _settings(small_lake, champion_store, pg_url)
+    settings = _settings(small_lake, champion_store, db_url)
     score(small_lake, settings, dt.date(2017, 1, 31), "score-eve")
     score(small_lake, settings, dt.date(2017, 3, 31), "score-week")
     summary = weekly(small_lake, settings, dt.date(2017, 3, 31), "drift-perf")
 
     assert [c["cohort"] for c in summary["performance"]] == ["2017-02"]
-    engine = make_engine(pg_url)
+    engine = make_engine(db_url)
     with engine.connect() as connection:
         row = connection.execute(text("SELECT * FROM model_performance")).mappings().one()
         scores = dict(connection.execute(
@@ -139,14 +162,19 @@ def test_realised_performance_of_a_matured_cohort(
     champion = registry.alias_version(settings, registry.CHAMPION)
     validation = float(registry.client(settings).get_model_version(settings.model_name, str(champion)).tags[
         "val_log_loss"])  # fmt: skip
-    assert row["cohort"] == "2017-02" and row["score_date"] == dt.date(2017, 1, 31)
+    assert row["cohort"] == "2017-02" and str(row["score_date"]) == "2017-01-31"
     assert row["users"] == len(labels) > 100 and row["model_version"] == champion
     assert row["log_loss"] == pytest.approx(log_loss(y, p), rel=1e-9)
     assert row["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=1e-9)
     assert row["churn_rate"] == pytest.approx(y.mean())
     assert row["validation_log_loss"] == pytest.approx(validation)
     assert row["degradation"] == pytest.approx(row["log_loss"] / validation - 1)
-    assert row["degraded"] == (row["degradation"] > settings.performance_degradation_threshold)
+    assert bool(row["degraded"]) == (row["degradation"] > settings.performance_degradation_threshold)
+    engine = make_engine(db_url)
+    with engine.connect() as connection:  # the week's drift row on either database
+        week = connection.execute(text("SELECT week_ending, drifted_features FROM drift_reports")).one()
+    engine.dispose()
+    assert str(week.week_ending) == "2017-03-31" and week.drifted_features is not None
     with _serve(settings, champion_store, monkeypatch) as server:
         served = httpx.get(f"{server.url}/monitoring/performance").json()["cohorts"]
     assert [c["cohort"] for c in served] == ["2017-02"]
@@ -165,6 +193,8 @@ def test_no_champion_or_no_scores_in_the_week_are_clear_errors(
     score(small_lake, score_settings, dt.date(2017, 3, 31), "score-x")
     with pytest.raises(DriftError, match="no champion"):
         weekly(small_lake, settings, dt.date(2017, 3, 31), "drift-x")
+    with pytest.raises(DriftError, match=r"last night \(2017-04-01\) is not published yet"):
+        weekly(small_lake, score_settings, dt.date(2017, 4, 1), "drift-z", require_last_night=True)
     with pytest.raises(DriftError, match=r"no published scoring run in the week 2017-03-01\.\.2017-03-07"):
         weekly(small_lake, score_settings, dt.date(2017, 3, 7), "drift-y")
     with _serve(score_settings, champion_store, monkeypatch) as server:

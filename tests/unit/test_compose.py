@@ -129,7 +129,11 @@ def test_airflow_services_share_one_configuration_with_the_lake_connection() -> 
     assert lake["conn_type"] == "aws" and lake["extra"]["endpoint_url"] == "http://minio:9000"
     init = (ROOT / "docker" / "postgres" / "init-databases.sh").read_text()
     assert "for db in airflow mlflow" in init
-    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")
+    mlflow = services["mlflow"]
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")
+    # MLflow 3 answers 403 to Host headers it does not allow: the clients' `http://mlflow:5000` must be
+    allowed = mlflow["command"][mlflow["command"].index("--allowed-hosts") + 1].split(",")
+    assert env["CHURN_MLFLOW_TRACKING_URI"] == "http://mlflow:5000" and "mlflow:5000" in allowed
 
 
 def test_prometheus_scrapes_services_that_exist_on_their_ports() -> None:
@@ -139,8 +143,11 @@ def test_prometheus_scrapes_services_that_exist_on_their_ports() -> None:
     assert {"api:8000", "statsd-exporter:9102", "dask-scheduler:8787"} == set(targets)
     for target in targets:
         host, port = target.split(":")
-        text = json.dumps(services[host])
-        assert port in text, f"{host} does not serve :{port}"
+        service = services[host]
+        command = service.get("command") or []
+        published = [p.split(":")[-1] for p in service.get("ports", [])]
+        listens = any(part.endswith(f":{port}") for part in command if isinstance(part, str))
+        assert port in published or listens, f"{host} does not serve :{port}"
     assert services["airflow-scheduler"]["environment"]["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter"
 
 
