@@ -5,7 +5,7 @@ One factory so every caller gets the same pool settings and the same error when 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -118,3 +118,23 @@ async def check_async_connection(engine: AsyncEngine) -> None:
         raise DatabaseUnavailableError(
             f"cannot reach database {redact(engine.url.render_as_string(hide_password=False))}: {reason}"
         ) from error
+
+
+def upsert(
+    engine: Engine, table: str, key: str, rows: list[dict[str, Any]], stamp: str, jsonb: tuple[str, ...] = ()
+) -> None:
+    """Insert rows, or replace every column of the row with the same `key` (a rerun replaces its rows)
+    and set its `stamp` column to now. `jsonb` columns (JSON text) are cast on PostgreSQL; on SQLite they
+    stay text. One statement for every caller, so the PostgreSQL and SQLite forms cannot diverge."""
+    if not rows:
+        return
+    postgres = engine.dialect.name == "postgresql"
+    columns = list(rows[0])
+    values = ", ".join(f"CAST(:{c} AS JSONB)" if postgres and c in jsonb else f":{c}" for c in columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    statement = text(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}, {stamp} = CURRENT_TIMESTAMP"
+    )
+    with engine.begin() as connection:
+        connection.execute(statement, rows)

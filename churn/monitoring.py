@@ -17,10 +17,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from churn import drift, performance, registry
-from churn.db import check_connection, engine_from_settings
+from churn.db import check_connection, engine_from_settings, upsert
 from churn.errors import ChurnError
 from churn.lake import Lake
 from churn.lineage import airflow_ids
@@ -59,15 +59,7 @@ def _write_row(engine: Engine, row: dict[str, Any]) -> None:
         values.update(score_dates=json.dumps(json_ready(values["score_dates"])),
                       drifted_features=json.dumps(values["drifted_features"]))  # fmt: skip
     values["summary"] = json.dumps(json_ready(values["summary"]), allow_nan=False)
-    columns = list(values)
-    placeholders = [f"CAST(:{c} AS JSONB)" if postgres and c == "summary" else f":{c}" for c in columns]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "week_ending")
-    statement = text(
-        f"INSERT INTO drift_reports ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
-        f"ON CONFLICT (week_ending) DO UPDATE SET {updates}, created_at = CURRENT_TIMESTAMP"
-    )
-    with engine.begin() as connection:
-        connection.execute(statement, values)
+    upsert(engine, "drift_reports", "week_ending", [values], stamp="created_at", jsonb=("summary",))
 
 
 def weekly(

@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from churn import gold, registry
+from churn.db import upsert
 from churn.evaluation import classification_metrics
 from churn.labels import parse_cohort
 from churn.lake import Lake
@@ -75,15 +76,12 @@ def eve_run(engine: Engine, cohort: str) -> tuple[dt.date, int] | None:
 
 
 def _published_scores(engine: Engine, day: dt.date) -> pd.DataFrame:
-    """Every published (msno, probability) of a date, streamed in batches."""
-    parts: list[list[tuple[str, float]]] = []
+    """Every published (msno, probability) of a date."""
     with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=50_000).execute(
+        rows = connection.execute(
             text("SELECT msno, churn_probability FROM churn_scores WHERE score_date = :d"), {"d": day}
-        )
-        for rows in result.partitions():
-            parts.append([tuple(r) for r in rows])
-    return pd.DataFrame([r for part in parts for r in part], columns=["msno", "churn_probability"])
+        ).all()
+    return pd.DataFrame(rows, columns=["msno", "churn_probability"])
 
 
 def _validation_log_loss(settings: Settings, version: int) -> float | None:
@@ -149,14 +147,4 @@ def evaluate_matured(
 
 def record(engine: Engine, results: list[CohortPerformance]) -> None:
     """Upsert the cohorts' rows (a rerun replaces them)."""
-    if not results:
-        return
-    columns = list(asdict(results[0]))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "cohort")
-    placeholders = ", ".join(f":{c}" for c in columns)
-    statement = text(
-        f"INSERT INTO model_performance ({', '.join(columns)}) VALUES ({placeholders}) "
-        f"ON CONFLICT (cohort) DO UPDATE SET {updates}, computed_at = CURRENT_TIMESTAMP"
-    )
-    with engine.begin() as connection:
-        connection.execute(statement, [asdict(r) for r in results])
+    upsert(engine, "model_performance", "cohort", [asdict(r) for r in results], stamp="computed_at")

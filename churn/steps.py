@@ -8,15 +8,25 @@ decides dates: they come from the caller (a DAG's data interval, a CLI flag).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from churn.lake import Lake
 from churn.logs import new_run_id, run_context
 from churn.settings import get_settings
 
+if TYPE_CHECKING:
+    from churn.params import Params
+
 
 def _lake() -> Lake:
     return Lake.from_settings(get_settings())
+
+
+def _params(overrides: dict[str, Any] | None) -> Params:
+    """The params file of the settings with a run's overrides applied (validated, source named)."""
+    from churn.params import load_params, with_overrides
+
+    return with_overrides(load_params(get_settings().params_file), overrides or {})
 
 
 def ingest(run_id: str | None = None) -> dict[str, Any]:
@@ -64,10 +74,9 @@ def validate(stage: str, as_of: str | None = None) -> dict[str, Any]:
 def training_gold(cohort: str, overrides: dict[str, Any] | None = None) -> list[str]:
     """Labels and eve features of the validation cohort and the training cohorts before it (what
     `train` reads); returns the feature dates, for validation."""
-    from churn.params import load_params, with_overrides
     from churn.training import cohorts_before, snapshot_date
 
-    count = with_overrides(load_params(get_settings().params_file), overrides or {}).train.train_cohorts
+    count = _params(overrides).train.train_cohorts
     days = []
     for month in [*cohorts_before(cohort, count), cohort]:
         labels(month)
@@ -84,11 +93,10 @@ def train(
 ) -> dict[str, Any]:
     """Train on the cohorts before `cohort`, validate on it, register; promote through the gate when
     `promote` (else the version stays challenger)."""
-    from churn.params import load_params, with_overrides
     from churn.training import train as run_training
 
     settings = get_settings()
-    params = with_overrides(load_params(settings.params_file), overrides or {})
+    params = _params(overrides)
     with run_context("train", run_id or new_run_id("train", cohort)) as rid:
         result = run_training(_lake(), settings, params, cohort, rid, sample_fraction=sample_fraction,
                               promote=promote)  # fmt: skip
