@@ -2,9 +2,11 @@
 
 `weekly(lake, settings, week_ending, run_id)` writes `reports/drift/week=<D>/index.html` (scoring inputs
 against the champion's reference), `live.html` when /predict was used that week, and `summary.json`;
-upserts the `drift_reports` row and the `model_performance` rows of the cohorts matured by then. A rerun
-of a week replaces its files and rows. `check(summary)` raises with the figures when a threshold is
-passed, which is how the weekly DAG run "says so loudly".
+upserts the `drift_reports` row and the `model_performance` rows of the cohorts matured by then, and
+prunes the prediction log to the `CHURN_PREDICTION_LOG_RETENTION_DAYS` days ending on the week's end
+(counted in the summary). A rerun of a week replaces its files and rows. A week ending after Silver's
+newest day is refused before anything is written. `check(summary)` raises with the figures when a
+threshold is passed, which is how the weekly DAG run "says so loudly".
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from churn import drift, performance, registry
+from churn import drift, gold, performance, predlog, registry
 from churn.db import check_connection, engine_from_settings, upsert
 from churn.errors import ChurnError
 from churn.lake import Lake
@@ -71,6 +73,7 @@ def weekly(
     would otherwise show the old model's scores as drift). `require_last_night` refuses a week whose last
     day is not published yet (the scheduled run retries until the night's scoring has landed)."""
     started = time.perf_counter()
+    gold.require_silver_covers(lake, week_ending, "week ending")
     engine = engine_from_settings(settings)
     check_connection(engine)
     try:
@@ -100,6 +103,10 @@ def weekly(
             lake.write_html(f"{prefix}/live.html", live_snapshot.get_html_str(as_iframe=False))
         elif lake.exists(f"{prefix}/live.html"):
             lake.remove(f"{prefix}/live.html")  # a rerun after the log was pruned: no stale page
+        retention = settings.prediction_log_retention_days
+        pruned = predlog.prune(lake, week_ending, retention)  # after live_sample has read the week
+        prediction_log = {"retention_days": retention, "removed_partitions": len(pruned),
+                          "kept_from": week_ending - dt.timedelta(days=retention - 1)}  # fmt: skip
         cohorts = performance.evaluate_matured(lake, settings, engine, week_ending, run_id)
         performance.record(engine, cohorts)
         degraded = [c for c in cohorts if c.degraded]
@@ -110,6 +117,7 @@ def weekly(
             "scoring": asdict(scoring),
             "live": asdict(live_summary) if live_summary else None,
             "performance": [asdict(c) for c in cohorts],
+            "prediction_log": prediction_log,
             "thresholds": {"drift_share": settings.drift_share_threshold,
                            "feature_distance": drift.FEATURE_THRESHOLD,
                            "performance_degradation": settings.performance_degradation_threshold},

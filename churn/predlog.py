@@ -3,7 +3,8 @@
 Rows are buffered in memory and written as a new Parquet file per flush (never rewritten), partitioned
 by the prediction's as-of date: `monitoring/predictions/as_of=YYYY-MM-DD/part-<pid>-<uuid>.parquet`.
 Each row holds the request time, source (lake or events), msno, model version, probability and every
-feature value, so the weekly drift job can compare live inputs with training data.
+feature value, so the weekly drift job can compare live inputs with training data. The weekly run
+prunes the days past `CHURN_PREDICTION_LOG_RETENTION_DAYS` (`prune`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import threading
 import uuid
 from typing import Any
@@ -23,6 +25,31 @@ from churn.lake import Lake
 log = logging.getLogger(__name__)
 
 PREFIX = "monitoring/predictions"
+_PARTITION = re.compile(r"/as_of=(\d{4}-\d{2}-\d{2})$")
+
+
+def prune(lake: Lake, last_day: dt.date, retention_days: int) -> list[dt.date]:
+    """Delete the log's days on or before `last_day - retention_days` (so the `retention_days` days ending
+    on `last_day` stay, the score retention's rule); returns the days deleted. `last_day` comes from the
+    caller's run (a week's end), never from the clock: what a run keeps depends on its week only."""
+    if retention_days < 1:
+        raise ValueError(f"retention_days must be at least 1 (got {retention_days})")
+    cutoff = last_day - dt.timedelta(days=retention_days)
+    removed = []
+    for folder in lake.glob(f"{PREFIX}/as_of=*"):
+        match = _PARTITION.search(folder)
+        if match is None:
+            continue  # not a day of the log: left alone
+        try:
+            day = dt.date.fromisoformat(match.group(1))
+        except ValueError:
+            continue
+        if day <= cutoff:
+            lake.remove(folder)
+            removed.append(day)
+    if removed:
+        log.info("pruned %d days of the prediction log up to %s", len(removed), cutoff)
+    return removed
 
 
 class PredictionLog:

@@ -4,7 +4,7 @@ PostgreSQL: rows are COPY'd into a fresh table of the run, which gets its indexe
 lookups, probability-desc for pages) and a CHECK on the date after the load; then one short transaction
 detaches and drops the date's old partition, attaches the new one (the CHECK spares the scan) and marks
 the run published. Readers of `churn_scores` see the old day or the new one, never a mix, and never a
-half-loaded table.
+half-loaded table. Retention counts back from the newest published date, never from the requested one.
 
 SQLite (fallback): the same contract with DELETE + INSERT of the date's rows in one transaction.
 
@@ -41,6 +41,13 @@ SCORE_COLUMNS = ("msno", "churn_probability", "risk_band")
 
 class ScoringBusyError(ChurnError):
     """Another live run holds the date."""
+
+
+class RetentionWindowError(ChurnError):
+    """A backfill date the retention would drop as soon as it is published."""
+
+
+_NEWEST_PUBLISHED = "SELECT max(score_date) FROM score_runs WHERE status = 'published'"
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,47 @@ def fail_run(engine: Engine, run_id: str, error: str) -> None:
             connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{stage_name(run_id)}"')
 
 
+def _as_date(value: Any) -> dt.date | None:
+    """A date column value as a date (SQLite hands back text)."""
+    return None if value is None else dt.date.fromisoformat(str(value))
+
+
+def retention_cutoff(score_date: dt.date, newest: dt.date | None, retention_days: int) -> dt.date:
+    """The date on or before which scores are dropped: `retention_days` before the newest published date
+    (this one included), never counted from the requested date, so a backfill cannot widen the window
+    and, with at least one day kept, the newest published day always stays. Refuses a date that would
+    itself be dropped."""
+    if retention_days < 1:
+        raise ValueError(f"retention_days must be at least 1 (got {retention_days})")
+    latest = score_date if newest is None else max(newest, score_date)
+    cutoff = latest - dt.timedelta(days=retention_days)
+    if score_date <= cutoff:
+        raise RetentionWindowError(
+            f"score date {score_date} is outside the retention window: the newest published date is "
+            f"{latest} and CHURN_SCORE_RETENTION_DAYS={retention_days} keeps only dates after {cutoff}, so "
+            "it would be dropped at once (raise CHURN_SCORE_RETENTION_DAYS to backfill it)"
+        )
+    return cutoff
+
+
+def check_retention_window(engine: Engine, score_date: dt.date, retention_days: int) -> None:
+    """Refuse, before a run writes anything, a date the retention would drop as soon as it is published,
+    and a date so far past every published one that its publish would drop them all: one bad row can move
+    Silver's newest day years ahead, and a mistake must not wipe the served history. (Resuming after a
+    gap longer than the retention is done by raising CHURN_SCORE_RETENTION_DAYS for that run.)"""
+    with engine.connect() as connection:
+        newest = _as_date(connection.execute(text(_NEWEST_PUBLISHED)).scalar())
+    cutoff = retention_cutoff(score_date, newest, retention_days)
+    if newest is not None and newest <= cutoff:
+        raise RetentionWindowError(
+            f"score date {score_date} is {(score_date - newest).days} days after the newest published date "
+            f"{newest}: with CHURN_SCORE_RETENTION_DAYS={retention_days} its publish would drop every "
+            "published date. A date this far ahead is more likely a mistake (a wrong date, or a bad row "
+            "that moved Silver's newest day) than a resumed schedule; to resume after a gap that long, raise "
+            "CHURN_SCORE_RETENTION_DAYS for that run"
+        )
+
+
 class _CsvStream(io.RawIOBase):
     """A read-only file over CSV bytes encoded batch by batch (COPY reads it without the whole table
     ever being text in memory)."""
@@ -243,7 +291,10 @@ def _publish_postgres(
         cursor.execute(f'ALTER TABLE churn_scores ATTACH PARTITION "{partition}" FOR VALUES IN (%s)', (day,))
         cursor.execute(f'ALTER TABLE "{partition}" DROP CONSTRAINT "{stage}_date"')
         _mark_published(cursor, run, counter[0])
-        dropped = _retention_postgres(cursor, run.score_date - dt.timedelta(days=retention_days))
+        cursor.execute(_NEWEST_PUBLISHED)
+        dropped = _retention_postgres(
+            cursor, retention_cutoff(run.score_date, _as_date(cursor.fetchone()[0]), retention_days)
+        )
         raw.commit()
         return counter[0], dropped
     except BaseException:
@@ -291,7 +342,6 @@ def _publish_sqlite(
         "INSERT INTO churn_scores (score_date, msno, churn_probability, risk_band, model_version, run_id) "
         "VALUES (:d, :msno, :churn_probability, :risk_band, :v, :r)"
     )
-    cutoff = run.score_date - dt.timedelta(days=retention_days)
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM churn_scores WHERE score_date = :d"), {"d": run.score_date})
         for batch in batches:
@@ -301,6 +351,9 @@ def _publish_sqlite(
             if records:
                 connection.execute(insert, records)
             rows += len(records)
+        _mark_published_sqlite(connection, run, rows)
+        newest = _as_date(connection.execute(text(_NEWEST_PUBLISHED)).scalar())
+        cutoff = retention_cutoff(run.score_date, newest, retention_days)
         dropped = [
             dt.date.fromisoformat(str(row[0]))
             for row in connection.execute(
@@ -308,7 +361,6 @@ def _publish_sqlite(
             )
         ]
         connection.execute(text("DELETE FROM churn_scores WHERE score_date <= :c"), {"c": cutoff})
-        _mark_published_sqlite(connection, run, rows)
     return rows, sorted(dropped)
 
 
@@ -332,8 +384,11 @@ def publish(
     engine: Engine, run: ScoreRun, batches: Iterable[pa.RecordBatch], retention_days: int
 ) -> tuple[int, list[dt.date]]:
     """Replace the date's scores with these rows (msno, churn_probability, risk_band) and mark the run
-    published, atomically; drop dates older than the retention. -> (rows, dates dropped)."""
+    published, atomically; drop the dates `retention_days` or more before the newest published date
+    (`retention_cutoff`). -> (rows, dates dropped). A date outside the window is refused before the load
+    (and again in the swap, should a newer date have been published meanwhile)."""
     started = time.perf_counter()
+    check_retention_window(engine, run.score_date, retention_days)
     if is_postgres(engine):
         rows, dropped = _publish_postgres(engine, run, batches, retention_days)
     else:

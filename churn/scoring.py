@@ -109,7 +109,11 @@ def scored_batches(
 
 
 def score(lake: Lake, settings: Settings, score_date: dt.date, run_id: str) -> ScoreReport:
-    """Score every active user as of `score_date` with the champion and publish the date atomically."""
+    """Score every active user as of `score_date` with the champion and publish the date atomically.
+
+    A date Silver cannot answer (after its newest day, before its data) or one the retention would drop
+    at once is refused before anything is written: no Gold folder, no run row, no dropped date."""
+    gold.require_silver_covers(lake, score_date, "score date")
     version, model = load_champion(settings)
     engine = engine_from_settings(settings)
     check_connection(engine)
@@ -122,6 +126,7 @@ def score(lake: Lake, settings: Settings, score_date: dt.date, run_id: str) -> S
     )  # fmt: skip
     try:
         with scoredb.date_lock(engine, score_date):
+            scoredb.check_retention_window(engine, score_date, settings.score_retention_days)
             report.abandoned_runs = scoredb.begin_run(engine, run)
             try:
                 started = time.perf_counter()

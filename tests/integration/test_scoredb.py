@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 
 from churn import scoredb
 from churn.db import make_engine
+from churn.errors import ChurnError
 from churn.migrations import upgrade
 
 DAY = dt.date(2017, 4, 1)
@@ -125,6 +126,48 @@ def test_retention_drops_dates_older_than_the_window(engine: Engine) -> None:
             assert sorted(tables) == ["churn_scores_p20170403", "churn_scores_p20170404"]
 
 
+def published_dates(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        dates = connection.execute(text("SELECT DISTINCT score_date FROM churn_scores ORDER BY 1")).scalars()
+        return [str(d) for d in dates]
+
+
+def test_retention_counts_from_the_newest_published_date(engine: Engine) -> None:
+    """A backfill inside the window is kept, and the cutoff is the newest published date minus the
+    retention (never the backfilled date minus it), so 04-01 goes while 04-05 and 04-10 stay."""
+    publish(engine, "score-0401", 50, dt.date(2017, 4, 1))
+    publish(engine, "score-0410", 50, dt.date(2017, 4, 10))
+    dropped = publish(engine, "score-0405", 50, dt.date(2017, 4, 5), retention=7)
+    assert dropped == [dt.date(2017, 4, 1)]
+    assert published_dates(engine) == ["2017-04-05", "2017-04-10"]
+    assert publish(engine, "score-0410b", 50, dt.date(2017, 4, 10), retention=1) == [dt.date(2017, 4, 5)]
+    assert published_dates(engine) == ["2017-04-10"]  # the newest published day itself always stays
+
+
+def test_a_backfill_outside_the_retention_window_is_refused(engine: Engine) -> None:
+    publish(engine, "score-new", 50, dt.date(2017, 4, 10))
+    run = run_of("score-old", dt.date(2017, 4, 3))  # 04-10 - 7 days: it would be dropped at once
+    with scoredb.date_lock(engine, run.score_date):
+        scoredb.begin_run(engine, run)
+        with pytest.raises(ChurnError) as refused:
+            scoredb.publish(engine, run, batches(50, seed=4), 7)
+        scoredb.fail_run(engine, run.run_id, "refused")
+    message = str(refused.value)
+    assert "2017-04-03" in message and "2017-04-10" in message and "CHURN_SCORE_RETENTION_DAYS" in message
+    with pytest.raises(ChurnError, match="CHURN_SCORE_RETENTION_DAYS"):  # the check before any write
+        scoredb.check_retention_window(engine, dt.date(2017, 4, 3), 7)
+    scoredb.check_retention_window(engine, dt.date(2017, 4, 4), 7)  # inside the window: fine
+    assert published_dates(engine) == ["2017-04-10"]
+    assert served(engine, dt.date(2017, 4, 10)) == (50, ["score-new"])
+    assert statuses(engine) == {"score-new": "published", "score-old": "failed"}
+    if scoredb.is_postgres(engine):
+        with engine.connect() as connection:
+            tables = connection.execute(
+                text("SELECT relname FROM pg_class WHERE relname LIKE 'churn\\_scores\\_%' AND relkind = 'r'")
+            ).scalars()
+            assert sorted(tables) == ["churn_scores_p20170410"]
+
+
 def _stalled_publish(url: str, ready: str) -> None:
     """Child process: start a run and stall in the middle of its COPY until killed."""
     engine = make_engine(url)
@@ -228,3 +271,23 @@ def test_one_live_run_per_date(pg_url: str) -> None:
         with scoredb.date_lock(engine, DAY + dt.timedelta(days=1)):
             pass  # other dates are free
     engine.dispose()
+
+
+def test_a_date_whose_publish_would_drop_every_published_date_is_refused(engine: Engine) -> None:
+    """One bad Silver row can move Silver's newest day years ahead; a date past every published one by
+    more than the retention would then wipe them all. It is refused before anything is written."""
+    publish(engine, "score-0401", 50, dt.date(2017, 4, 1))
+    publish(engine, "score-0410", 50, dt.date(2017, 4, 10))
+    with pytest.raises(ChurnError) as refused:
+        scoredb.check_retention_window(engine, dt.date(2030, 1, 1), 90)
+    message = str(refused.value)
+    assert "2030-01-01" in message and "2017-04-10" in message and "CHURN_SCORE_RETENTION_DAYS" in message
+    run = run_of("score-2030", dt.date(2030, 1, 1))
+    with scoredb.date_lock(engine, run.score_date):
+        scoredb.begin_run(engine, run)
+        with pytest.raises(ChurnError, match="every published date"):
+            scoredb.publish(engine, run, batches(50, seed=5), 90)
+        scoredb.fail_run(engine, run.run_id, "refused")
+    assert published_dates(engine) == ["2017-04-01", "2017-04-10"]
+    assert served(engine, dt.date(2017, 4, 10)) == (50, ["score-0410"])
+    scoredb.check_retention_window(engine, dt.date(2017, 7, 8), 90)  # 89 days on: 04-10 would stay

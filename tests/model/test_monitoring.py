@@ -18,11 +18,13 @@ from api.main import create_app
 from churn import registry
 from churn.db import make_engine
 from churn.drift import LIVE_MIN_ROWS, load_reference
+from churn.errors import ChurnError
 from churn.gold import read_features, read_labels
 from churn.ingest import ingest
 from churn.lake import Lake
 from churn.migrations import upgrade
 from churn.monitoring import MonitoringAlertError, check, report_prefix, weekly
+from churn.predlog import PREFIX as PREDICTION_LOG
 from churn.predlog import PredictionLog
 from churn.scoring import score
 from churn.settings import Settings
@@ -35,11 +37,12 @@ SMALL_SEED = 5
 HTML_LIMIT = 10 * 1024 * 1024
 
 
-def _settings(lake: Lake, store: dict[str, str], url: str) -> Settings:
+def _settings(lake: Lake, store: dict[str, str], url: str, **extra: object) -> Settings:
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    return Settings(lake_url=lake.url, silver_buckets=4, dask_workers=1, database_url=url, **store)
+    return Settings(lake_url=lake.url, silver_buckets=4, dask_workers=1, database_url=url, **store,
+                    **extra)  # fmt: skip
 
 
 def _serve(settings: Settings, store: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> LiveServer:
@@ -47,7 +50,7 @@ def _serve(settings: Settings, store: dict[str, str], monkeypatch: pytest.Monkey
     for key, value in {"CHURN_DATABASE_URL": settings.database_url, "CHURN_LAKE_URL": settings.lake_url,
                        "CHURN_MLFLOW_TRACKING_URI": store["mlflow_tracking_uri"],
                        "CHURN_MLFLOW_ARTIFACT_LOCATION": store["mlflow_artifact_location"],
-                       "CHURN_SILVER_BUCKETS": "4"}.items():  # fmt: skip
+                       "CHURN_SILVER_BUCKETS": "4", "CHURN_API_ALLOW_ANONYMOUS": "true"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     return LiveServer(create_app())
 
@@ -190,15 +193,53 @@ def test_no_champion_or_no_scores_in_the_week_are_clear_errors(
     settings = _settings(small_lake, {**champion_store, "mlflow_tracking_uri": f"sqlite:///{tmp_path}/m.db",
                                       "mlflow_artifact_location": str(tmp_path / "a")}, pg_url)  # fmt: skip
     score_settings = _settings(small_lake, champion_store, pg_url)
-    score(small_lake, score_settings, dt.date(2017, 3, 31), "score-x")
+    score(small_lake, score_settings, dt.date(2017, 3, 30), "score-x")
     with pytest.raises(DriftError, match="no champion"):
         weekly(small_lake, settings, dt.date(2017, 3, 31), "drift-x")
-    with pytest.raises(DriftError, match=r"last night \(2017-04-01\) is not published yet"):
-        weekly(small_lake, score_settings, dt.date(2017, 4, 1), "drift-z", require_last_night=True)
+    with pytest.raises(DriftError, match=r"last night \(2017-03-31\) is not published yet"):
+        weekly(small_lake, score_settings, dt.date(2017, 3, 31), "drift-z", require_last_night=True)
+    with pytest.raises(ChurnError, match=r"2017-04-01 is after Silver's newest day 2017-03-31"):
+        weekly(small_lake, score_settings, dt.date(2017, 4, 1), "drift-future")  # a week Silver has not seen
+    assert not small_lake.exists(report_prefix(dt.date(2017, 4, 1)))
     with pytest.raises(DriftError, match=r"no published scoring run in the week 2017-03-01\.\.2017-03-07"):
         weekly(small_lake, score_settings, dt.date(2017, 3, 7), "drift-y")
     with _serve(score_settings, champion_store, monkeypatch) as server:
         missing = httpx.get(f"{server.url}/monitoring/drift/latest")
         empty = httpx.get(f"{server.url}/monitoring/performance")
     assert missing.status_code == 404 and "no drift report yet" in missing.json()["detail"]
+    engine = make_engine(pg_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM drift_reports")).scalar() == 0
+    engine.dispose()
     assert empty.status_code == 200 and empty.json() == {"cohorts": []}
+
+
+def test_the_weekly_run_prunes_the_prediction_log_past_its_retention(
+    small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path
+) -> None:
+    """Retention 30 days counted back from the week's end (2017-03-31), never from the clock: the days up
+    to 2017-03-01 go, 2017-03-02 on stay, and the summary says how many partitions went."""
+    shutil.copytree(Path(small_lake.url) / "silver", tmp_path / "lake" / "silver")
+    lake = Lake(str(tmp_path / "lake"))
+    settings = _settings(lake, champion_store, pg_url, prediction_log_retention_days=30)
+    end = dt.date(2017, 3, 31)
+    score(lake, settings, end, "score-prune")
+    features = read_features(lake, end).to_pandas().head(3)
+    log = PredictionLog(lake, flush_rows=10_000)
+    logged = [dt.date(2016, 12, 1), dt.date(2017, 3, 1), dt.date(2017, 3, 2), end]
+    for day in logged:
+        for record in features.to_dict("records"):
+            record.update(requested_at=dt.datetime(2017, 4, 1, tzinfo=dt.UTC), source="lake", as_of=day,
+                          model_version=1, churn_probability=0.2)  # fmt: skip
+            log.append(record)
+    log.flush()
+    assert len(lake.glob(f"{PREDICTION_LOG}/as_of=*")) == 4
+
+    summary = weekly(lake, settings, end, "drift-prune")
+
+    assert lake.glob(f"{PREDICTION_LOG}/as_of=*") == [
+        f"{PREDICTION_LOG}/as_of=2017-03-02", f"{PREDICTION_LOG}/as_of=2017-03-31"]  # fmt: skip
+    expected = {"retention_days": 30, "kept_from": "2017-03-02", "removed_partitions": 2}
+    assert summary["prediction_log"] == expected
+    assert json.loads(lake.read_text(f"{report_prefix(end)}/summary.json"))["prediction_log"] == expected
+    assert weekly(lake, settings, end, "drift-prune-again")["prediction_log"]["removed_partitions"] == 0

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from churn import registry
 from churn.db import make_engine
 from churn.errors import ChurnError
-from churn.gold import read_features
+from churn.gold import features_prefix, read_features
 from churn.lake import Lake
 from churn.migrations import upgrade
 from churn.pipeline import churn_probability
@@ -81,6 +81,42 @@ def test_a_second_run_of_the_date_replaces_the_first(small_lake: Lake, settings:
     assert [tuple(c) for c in counts] == [("score-test-b", second.rows)]
     assert first.rows == second.rows
     assert status == {"score-test-a": "superseded", "score-test-b": "published"}
+
+
+def _published(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """The dates served and every score_runs row's status."""
+    engine = make_engine(settings.database_url)
+    with engine.connect() as connection:
+        dates = connection.execute(text("SELECT DISTINCT score_date FROM churn_scores ORDER BY 1")).scalars()
+        days = [str(d) for d in dates]
+        status = dict(connection.execute(text("SELECT run_id, status FROM score_runs")).all())
+    engine.dispose()
+    return days, status
+
+
+def test_a_date_after_silver_is_refused_and_every_published_date_stays(
+    small_lake: Lake, settings: Settings
+) -> None:
+    """The tiny lake ends 2017-03-31; scoring 2017-07-15 used to publish long expiries as "active" and
+    drop every date before 2017-04-16 by retention."""
+    score(small_lake, settings, DAY, "score-keep")
+    future = dt.date(2017, 7, 15)
+    with pytest.raises(ChurnError) as refused:
+        score(small_lake, settings, future, "score-future")
+    assert "2017-07-15" in str(refused.value) and "2017-03-31" in str(refused.value)
+    assert _published(settings) == (["2017-03-31"], {"score-keep": "published"})
+    assert not small_lake.exists(features_prefix(future))
+
+
+def test_a_backfill_older_than_the_retention_window_is_refused_before_writing(
+    small_lake: Lake, settings: Settings
+) -> None:
+    score(small_lake, settings, DAY, "score-newest")
+    old = DAY - dt.timedelta(days=settings.score_retention_days)  # dropped at once if published
+    with pytest.raises(ChurnError, match="CHURN_SCORE_RETENTION_DAYS") as refused:
+        score(small_lake, settings, old, "score-too-old")
+    assert old.isoformat() in str(refused.value) and DAY.isoformat() in str(refused.value)
+    assert _published(settings) == (["2017-03-31"], {"score-newest": "published"})
 
 
 def test_champion_of_another_feature_spec_is_refused(small_lake: Lake, settings: Settings) -> None:
