@@ -18,15 +18,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import MODEL_VERSION, MetricsMiddleware
 from api.routers import health, models, monitoring, predict, scores
+from api.schemas import add_head_routes, invalid, validation_details
+from api.security import access_mode
 from churn.db import DatabaseUnavailableError, make_async_engine, redact
-from churn.gold import silver_last_day
+from churn.gold import silver_first_day, silver_newest_day
 from churn.lake import Lake
 from churn.logs import configure_logging
 from churn.predlog import PredictionLog
@@ -37,12 +42,15 @@ from churn.settings import load_settings
 log = logging.getLogger("churn.api")
 
 
-def _silver_day(lake: Lake) -> object:
+def _read_silver_days(app: FastAPI) -> None:
+    """Silver's newest day (the latest as_of /predict answers for) and first user-log day (the features'
+    coverage bound), read from the parts' statistics here rather than on every request."""
     try:
-        return silver_last_day(lake, "user_logs")
+        app.state.silver_day = silver_newest_day(app.state.lake)
+        app.state.logs_from = silver_first_day(app.state.lake, "user_logs")
     except Exception as error:  # an unreachable lake must not stop the scores API
-        log.warning("cannot read the newest Silver day: %s", error)
-        return None
+        log.warning("cannot read Silver's dates: %s", error)
+        app.state.silver_day = app.state.logs_from = None
 
 
 async def _refresh_forever(app: FastAPI, seconds: float) -> None:
@@ -51,7 +59,7 @@ async def _refresh_forever(app: FastAPI, seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
         await run_in_threadpool(app.state.champion.refresh)
-        app.state.silver_day = await run_in_threadpool(_silver_day, app.state.lake)
+        await run_in_threadpool(_read_silver_days, app)
         try:
             await run_in_threadpool(app.state.prediction_log.flush)
         except Exception as error:  # the lake being away must not stop the loop; the rows stay buffered
@@ -62,16 +70,20 @@ async def _refresh_forever(app: FastAPI, seconds: float) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Set up shared state; a bad setting stops start-up, a missing model or database does not."""
+    """Set up shared state; a bad setting (or no API key without the explicit opt-out) stops start-up, a
+    missing model or database does not."""
     settings = load_settings()
     configure_logging(settings.log_level)
+    if access_mode(settings) == "anonymous":
+        log.warning("serving without API keys: CHURN_API_ALLOW_ANONYMOUS=true, anyone who reaches the port "
+                    "reads every score")  # fmt: skip
     app.state.settings = settings
     app.state.engine = make_async_engine(settings.database_url, pool_size=settings.api_db_pool_size)
     app.state.lake = Lake.from_settings(settings)
     app.state.prediction_log = PredictionLog(app.state.lake, settings.prediction_log_flush_rows)
     app.state.champion = ChampionHolder(settings)
     await run_in_threadpool(app.state.champion.refresh)
-    app.state.silver_day = await run_in_threadpool(_silver_day, app.state.lake)
+    await run_in_threadpool(_read_silver_days, app)
     with contextlib.suppress(ModelUnavailableError):
         MODEL_VERSION.set(app.state.champion.current().version)
     refresher = asyncio.create_task(_refresh_forever(app, settings.model_refresh_seconds))
@@ -93,8 +105,10 @@ async def _database_down(request: Request, error: Exception) -> JSONResponse:
     reason = (
         str(getattr(error, "orig", error)).strip().splitlines()[0] if str(error) else type(error).__name__
     )
-    url = redact(request.app.state.settings.database_url)
-    return JSONResponse(status_code=503, content={"detail": f"scores database unavailable ({url}): {reason}"})
+    log.warning(
+        "scores database unavailable (%s): %s", redact(request.app.state.settings.database_url), reason
+    )
+    return JSONResponse(status_code=503, content={"detail": "scores database unavailable"})
 
 
 async def _model_unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -102,10 +116,25 @@ async def _model_unavailable(request: Request, error: Exception) -> JSONResponse
 
 
 async def _bad_cursor(request: Request, error: Exception) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={"detail": [{"loc": ["query", "cursor"], "msg": str(error), "type": "value_error"}]},
-    )
+    return await _invalid_request(request, invalid(["query", "cursor"], str(error)))
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422 body, but one the request's input echoed in it (a NaN or Infinity, a lone surrogate)
+    cannot turn into a 500. Every 422 is rendered here."""
+    errors = error.errors() if isinstance(error, RequestValidationError) else []
+    return JSONResponse(status_code=422, content={"detail": validation_details(errors)})
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+    """FastAPI's answer to an HTTPException, except a JSON body the parser refused with a ValueError (an
+    integer past Python's digit limit, bytes that are not UTF-8): that is bad input, a 422 naming the body,
+    where FastAPI would say 400 "error parsing the body"."""
+    cause = error.__cause__
+    if error.status_code == 400 and isinstance(cause, ValueError):
+        reason = str(cause).split(";")[0]
+        return await _invalid_request(request, invalid(["body"], f"the JSON body cannot be read: {reason}"))
+    return await http_exception_handler(request, error)
 
 
 def create_app() -> FastAPI:
@@ -129,6 +158,9 @@ def create_app() -> FastAPI:
         app.add_exception_handler(error_type, _database_down)
     app.add_exception_handler(ModelUnavailableError, _model_unavailable)
     app.add_exception_handler(CursorError, _bad_cursor)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    add_head_routes(app.router)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from typing import Annotated, Literal
+import math
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
+from fastapi import APIRouter
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.utils import generate_unique_id
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from churn.events import MemberEvent, TransactionEvent, UserLogEvent
+from churn.events import MSNO_PATTERN, MemberEvent, TransactionEvent, UserLogEvent
 
-MSNO_PATTERN = r"^[A-Za-z0-9+/]{43}=$"
+RISK_BAND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # the names `churn.scoring.band_names` gives
 Msno = Annotated[str, Field(pattern=MSNO_PATTERN, description="KKBox user id: 44 base64 characters")]
 MAX_TRANSACTIONS = 2_000
 MAX_LOG_ROWS = 10_000
@@ -45,7 +53,7 @@ class PredictRequest(BaseModel):
     """Either a known user (`msno`, optional `as_of`: features from the lake) or raw events in KKBox field
     names (`member`, `transactions`, `user_logs`; `msno` optional, only echoed and logged)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     msno: Msno | None = None
     as_of: dt.date | None = None
@@ -91,12 +99,60 @@ class ChampionModel(BaseModel):
     val_cohort: str | None
     metrics: dict[str, float]
     features: list[str]
+    refused: str | None = Field(None, description="a newer champion version this server refused, and why")
 
 
 class Problem(BaseModel):
     """An error: what went wrong, in one line."""
 
     detail: str
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No X-API-Key header (API keys are configured)"},
+    403: {"model": Problem, "description": "The X-API-Key is not one of CHURN_API_KEYS"},
+}
+"""The answers of the API-key check, documented on every route behind it."""
+
+
+def invalid(location: Sequence[str | int], message: str) -> RequestValidationError:
+    """A 422 raised by hand, in the body FastAPI gives a request that fails validation (the documented
+    HTTPValidationError): `{"detail": [{"loc": [...], "msg": ..., "type": "value_error"}]}`."""
+    return RequestValidationError([{"type": "value_error", "loc": tuple(location), "msg": message}])
+
+
+def _json_safe(value: Any) -> Any:
+    """A value as strict UTF-8 JSON can carry it: a NaN or Infinity the client sent comes back as its
+    literal's text, a lone surrogate (a `\\ud800` escape JSON allows, UTF-8 cannot encode) as its escape's
+    text; encoding either as it is would turn the 422 into a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def validation_details(errors: Sequence[Any]) -> list[Any]:
+    """The `detail` list of a 422 as FastAPI encodes it, made safe to encode as strict JSON."""
+    return _json_safe(jsonable_encoder(list(errors)))
+
+
+def add_head_routes(router: APIRouter) -> None:
+    """Answer HEAD on every GET route as GET does (the server sends the headers, not the body), each as
+    its own documented operation with its own operationId. Call after every route is included."""
+    for route in list(router.routes):
+        if isinstance(route, APIRoute) and route.methods == {"GET"}:
+            head = copy.copy(route)
+            head.methods = {"HEAD"}
+            head.operation_id = None
+            head.unique_id = generate_unique_id(head)
+            head.summary = f"{route.summary or route.name.replace('_', ' ').title()} (headers only)"
+            head.description = f"As GET {route.path}, without the body."
+            router.routes.append(head)
 
 
 class DriftReport(BaseModel):
@@ -116,7 +172,9 @@ class DriftReport(BaseModel):
     live_drift_share: float | None
     performance_alert: bool
     alert: bool
-    report_uri: str
+    report_uri: str | None = Field(
+        description="the HTML report's path relative to the lake (None: elsewhere)"
+    )
     created_at: dt.datetime
 
 

@@ -1,21 +1,41 @@
-"""API keys: `X-API-Key` checked against `CHURN_API_KEYS` in constant time (no key configured: open)."""
+"""API keys: `X-API-Key` checked against `CHURN_API_KEYS` in constant time.
+
+Fails closed: with no key configured the API refuses to start (`access_mode` raises), unless
+`CHURN_API_ALLOW_ANONYMOUS=true` asks for an open API explicitly. Keys present are always checked.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Security, status
 from fastapi.security import APIKeyHeader
 
 from api.deps import SettingsDep
+from churn.settings import Settings, SettingsError
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of CHURN_API_KEYS")
+
+NO_KEYS = (
+    "CHURN_API_KEYS is empty: set at least one API key (comma-separated), or set "
+    "CHURN_API_ALLOW_ANONYMOUS=true to serve every route without a key"
+)
+
+
+def access_mode(settings: Settings) -> Literal["api-key", "anonymous"]:
+    """How requests are authenticated; SettingsError naming CHURN_API_KEYS when neither keys nor the
+    explicit opt-out are configured (one rule for the start-up check, readiness and every request)."""
+    if settings.api_keys:
+        return "api-key"
+    if settings.api_allow_anonymous:
+        return "anonymous"
+    raise SettingsError(NO_KEYS)
 
 
 async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_header)]) -> None:
     """401 without a key, 403 with a wrong one; every configured key is compared (no early exit)."""
-    if not settings.api_keys:
+    if access_mode(settings) == "anonymous":
         return
     if not key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header",

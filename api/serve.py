@@ -4,7 +4,9 @@
 keep-alive clients the connections pile onto one worker (measured here: 23 of 32 on one of two workers),
 and its queue sets the tail latency. With a socket per worker and SO_REUSEPORT, the kernel spreads new
 connections over the workers by hash. A worker that dies stops the others (the supervisor - compose,
-systemd, Kubernetes - restarts the service); SIGTERM/SIGINT stop all gracefully.
+systemd, Kubernetes - restarts the service); SIGTERM/SIGINT stop all gracefully. Every server (these
+workers, the tests' live server) takes its uvicorn configuration from `server_config`: the header-size
+and request-deadline limits of api.limits, keep-alive, concurrency and backlog bounds.
 
 Usage: `python -m api.serve [--host 127.0.0.1] [--port 8000] [--workers 2] [--log-level info]`.
 """
@@ -18,6 +20,12 @@ import signal
 import socket
 import sys
 import time
+from typing import Any
+
+from api.limits import bounded_http_protocol
+from churn.settings import Settings, load_settings
+
+BACKLOG = 2048  # connections the kernel queues per worker socket before refusing
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -25,15 +33,71 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(BACKLOG)
     return sock
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
+KEEP_ALIVE_SECONDS = 5  # an idle kept-alive connection is closed after this
+CONNECTIONS_PER_WORKER = 1000  # beyond: 503 (bounds the file descriptors and memory a flood can take)
+_DEFAULTS = Settings.model_fields
+
+
+def server_config(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    max_header_bytes: int = _DEFAULTS["api_max_header_bytes"].default,
+    request_timeout_seconds: float = _DEFAULTS["api_request_timeout_seconds"].default,
+) -> Any:
+    """The uvicorn configuration of every API server (the workers here, the tests' live server): the
+    header-size and request-deadline protocol of api.limits, keep-alive and concurrency bounds."""
     import uvicorn
 
-    config = uvicorn.Config("api.main:app", log_level=log_level, access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[_listen(host, port)])
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        http=bounded_http_protocol(max_header_bytes, request_timeout_seconds),
+        h11_max_incomplete_event_size=max_header_bytes,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=CONNECTIONS_PER_WORKER,
+        backlog=BACKLOG,
+    )
+
+
+EPILOG = (
+    "Settings come from the environment (or .env). CHURN_API_KEYS, comma-separated keys for the X-API-Key "
+    "header, is required: without it the API refuses to start, unless CHURN_API_ALLOW_ANONYMOUS=true "
+    "(then anyone who reaches the port reads every score). Request limits, per worker: "
+    f"CHURN_API_MAX_BODY_BYTES (default {_DEFAULTS['api_max_body_bytes'].default}; larger: 413), "
+    f"CHURN_API_MAX_HEADER_BYTES (default {_DEFAULTS['api_max_header_bytes'].default}, request line and "
+    f"headers; larger: 431), CHURN_API_REQUEST_TIMEOUT_SECONDS (default "
+    f"{_DEFAULTS['api_request_timeout_seconds'].default:g}; a request not received whole in time: 408); "
+    f"at most {CONNECTIONS_PER_WORKER} connections per worker (more: 503), idle keep-alive closed after "
+    f"{KEEP_ALIVE_SECONDS} s."
+)
+
+
+def _worker(host: str, port: int, log_level: str) -> None:
+    """One uvicorn server on its own socket; exits non-zero when the app fails to start."""
+    import uvicorn
+
+    settings = load_settings()
+    config = server_config(
+        "api.main:app",
+        log_level=log_level,
+        max_header_bytes=settings.api_max_header_bytes,
+        request_timeout_seconds=settings.api_request_timeout_seconds,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[_listen(host, port)])
+    if not server.started:
+        sys.exit(3)
 
 
 def _mark_dead(pid: int) -> None:
@@ -46,7 +110,7 @@ def _mark_dead(pid: int) -> None:
 
 def main() -> int:
     """Start the workers and supervise them until a signal or a worker's death."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=EPILOG)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
@@ -72,7 +136,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     code = 0
-    while any(w.is_alive() for w in workers):
+    while any(w.is_alive() for w in workers) or (code == 0 and not stopping):
         for worker in workers:
             if not worker.is_alive() and worker.exitcode is not None and not stopping:
                 print(

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -36,9 +37,13 @@ PREDICT_P99_MS = 50.0
 PORT = 8765
 
 
+API_KEY = secrets.token_urlsafe(24)  # the server's only key for this run (the API refuses to run without)
+
+
 def _loadgen(url: str, paths: Path, connections: int, seconds: float, body: Path | None = None) -> dict:
     command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--paths", str(paths),
-               "--connections", str(connections), "--seconds", str(seconds)]  # fmt: skip
+               "--connections", str(connections), "--seconds", str(seconds),
+               "--header", f"X-API-Key: {API_KEY}"]  # fmt: skip
     if body is not None:
         command += ["--body", str(body)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -62,7 +67,8 @@ def _wrk(url: str, paths: Path, connections: int, seconds: int) -> dict | None:
         return None
     script = paths.with_suffix(".lua")
     script.write_text(WRK_SCRIPT % paths)
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"X-API-Key: {API_KEY}",
+               "-s", str(script), url]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -136,7 +142,7 @@ def main() -> None:
     metrics_dir.mkdir(parents=True)
     server = subprocess.Popen(
         [sys.executable, "-m", "api.serve", "--port", str(PORT), "--workers", "2", "--log-level", "warning"],
-        env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "CHURN_API_KEYS": API_KEY},
     )
     url = f"http://127.0.0.1:{PORT}"
     try:

@@ -16,6 +16,9 @@ from churn import kkbox
 from churn.contracts import FIELDS
 from churn.contracts import Field as Contract
 
+MSNO_PATTERN = r"^[A-Za-z0-9+/]{43}=$"
+"""A KKBox user id as the API accepts it: 44 base64 characters, the last one '='."""
+
 
 def _kkbox_date(value: Any) -> Any:
     """20170331 / "20170331" -> date; ISO strings and dates pass through to pydantic."""
@@ -78,7 +81,7 @@ def _event_model(table: kkbox.Table, name: str, doc: str) -> type[BaseModel]:
         fields[column] = (annotation, default)
     model = create_model(  # type: ignore[call-overload]
         name,
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
         __doc__=doc,
         **fields,
     )

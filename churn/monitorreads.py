@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from churn.lake import Lake, LakeError
+
 DRIFT_FIELDS = (
     "week_ending, model_name, model_version, score_dates, reference_rows, current_rows, live_rows, "
     "drift_share, drifted_features, dataset_drift, score_drift, live_drift_share, performance_alert, alert, "
@@ -31,6 +33,16 @@ async def latest_drift(connection: AsyncConnection) -> dict[str, Any] | None:
         text(f"SELECT {DRIFT_FIELDS} FROM drift_reports ORDER BY week_ending DESC LIMIT 1")
     )).mappings().first()  # fmt: skip
     return None if row is None else _arrays(dict(row), "score_dates", "drifted_features")
+
+
+def public_report_path(uri: str, lake: Lake) -> str | None:
+    """A report's path relative to the lake (`reports/drift/week=.../index.html`): what API answers
+    show instead of the stored URI, which names a server folder or a bucket. None when it lies elsewhere
+    (a lake that has moved)."""
+    try:
+        return lake.relative(uri)
+    except LakeError:
+        return None
 
 
 async def performance(connection: AsyncConnection, limit: int) -> list[dict[str, Any]]:

@@ -101,6 +101,28 @@ def alias_version(settings: Settings, alias: str) -> int | None:
         raise
 
 
+def previous_champions(settings: Settings, below: int) -> list[int]:
+    """Versions under `below` that were champion once (a `promotion.decision` tag of "promoted" or
+    "promoted by hand", written by every promotion made here), newest first: where a server falls back to
+    when the aliased version cannot be loaded."""
+    mlflow_client = client(settings)
+    versions = mlflow_client.search_model_versions(f"name = '{settings.model_name}'")
+    promoted = [
+        int(v.version)
+        for v in versions
+        if int(v.version) < below and v.tags.get("promotion.decision", "").startswith("promoted")
+    ]
+    return sorted(promoted, reverse=True)
+
+
+def feature_spec_error(version: int, tags: dict[str, str], expected: str) -> str | None:
+    """Why a version cannot serve this code (trained on another feature spec), or None when it can."""
+    spec = tags.get("feature_spec_hash")
+    if spec and spec != expected:
+        return f"v{version} was trained on feature spec {spec}, this code builds {expected}"
+    return None
+
+
 def load_model(settings: Settings, version: int | str) -> Any:
     """The fitted scikit-learn model of a registered version (a number or an alias)."""
     import mlflow.sklearn

@@ -2,8 +2,9 @@
 
 Every query binds its values as parameters; the only SQL text assembled here is the choice among fixed
 filter fragments. Pages are keyset-paginated on (probability desc, msno asc): a page costs the same at
-the millionth row as at the first, and a publish between two pages cannot repeat or skip a row of the
-same day.
+the millionth row as at the first. A cursor carries the run its first page read: later pages read that
+run's rows only, and once the day is re-published the cursor is refused (`CursorExpiredError`) rather
+than continue on another run's rows.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +22,32 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from churn.errors import ChurnError
+from churn.events import MSNO_PATTERN
 
 SCORE_FIELDS = "msno, score_date, churn_probability, risk_band, model_version, run_id"
 CSV_FIELDS = "score_date, msno, churn_probability, risk_band, model_version, run_id"
+PUBLISHED_RUN = "SELECT run_id FROM score_runs WHERE score_date = :d AND status = 'published'"
+
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+-]{1,128}")  # what `churn.logs.new_run_id` and Airflow give
 
 
 class CursorError(ChurnError, ValueError):
     """A pagination cursor that this API did not issue (or for another query)."""
+
+
+class CursorExpiredError(ChurnError):
+    """A cursor of a run that is no longer the published one: its pages are gone, start again."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts: the day and run of the first page, and the last row's sort key."""
+
+    score_date: dt.date
+    run_id: str
+    probability: float
+    msno: str
 
 
 @dataclass(frozen=True)
@@ -69,19 +91,38 @@ async def history(connection: AsyncConnection, msno: str) -> list[dict[str, Any]
     return [dict(r) for r in rows.mappings()]
 
 
-def encode_cursor(score_date: dt.date, probability: float, msno: str) -> str:
-    """An opaque cursor after a row: the date it pages and the row's sort key."""
-    raw = json.dumps([score_date.isoformat(), probability, msno]).encode()
+def encode_cursor(cursor: Cursor) -> str:
+    """An opaque cursor after a row: the date and run it pages and the row's sort key."""
+    raw = json.dumps([cursor.score_date.isoformat(), cursor.run_id, cursor.probability, cursor.msno]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.date, float, str]:
-    """Back from `encode_cursor`; anything else is a CursorError."""
+def _probability(value: Any) -> float:
+    """A cursor's probability: a finite number in [0, 1] (a huge integer or 1e999 is refused here, not
+    by an overflow in the query)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("probability is not a number")
+    probability = float(value)
+    if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
+        raise ValueError("probability is outside 0..1")
+    return probability
+
+
+def decode_cursor(cursor: str) -> Cursor:
+    """Back from `encode_cursor`; anything else (including values no query should see: a NUL byte, a
+    number out of range) is a CursorError."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        day, probability, msno = json.loads(raw)
-        return dt.date.fromisoformat(day), float(probability), str(msno)
-    except (ValueError, TypeError) as error:
+        values = json.loads(raw)
+        if not isinstance(values, list) or len(values) != 4:
+            raise TypeError("not a list of four values")
+        day, run_id, probability, msno = values
+        if not (isinstance(run_id, str) and RUN_ID_PATTERN.fullmatch(run_id)):
+            raise ValueError("not a run id")
+        if not (isinstance(msno, str) and re.fullmatch(MSNO_PATTERN, msno)):
+            raise ValueError("not an msno")
+        return Cursor(dt.date.fromisoformat(day), run_id, _probability(probability), msno)
+    except (ValueError, TypeError, OverflowError) as error:
         raise CursorError(f"cursor is not one this API issued ({error.__class__.__name__})") from None
 
 
@@ -102,32 +143,49 @@ def _where(filters: PageFilter, day: dt.date) -> tuple[str, dict[str, Any]]:
 async def page(
     connection: AsyncConnection, filters: PageFilter, limit: int, cursor: str | None
 ) -> tuple[dt.date | None, list[dict[str, Any]], str | None]:
-    """One page of a day's scores, highest probability first. -> (date, rows, next cursor or None)."""
+    """One page of a day's scores, highest probability first. -> (date, rows, next cursor or None).
+
+    A first page reads the run published at its statement's snapshot (one statement: no publish can
+    come between choosing the run and reading it); later pages read the cursor's run only. A publish
+    drops the old run's rows together with its status, so a short page of the cursor's run is checked
+    against the published run: if that moved on, the cursor is expired.
+    """
     day = filters.score_date
-    after: tuple[float, str] | None = None
+    after: Cursor | None = None
     if cursor is not None:
-        cursor_day, probability, msno = decode_cursor(cursor)
-        if day is not None and cursor_day != day:
-            raise CursorError(f"cursor pages {cursor_day}, the request asks for {day}")
-        day, after = cursor_day, (probability, msno)
+        after = decode_cursor(cursor)
+        if day is not None and after.score_date != day:
+            raise CursorError(f"cursor pages {after.score_date}, the request asks for {day}")
+        day = after.score_date
     if day is None:
         day = await newest_published_date(connection)
         if day is None:
             return None, [], None
     where, params = _where(filters, day)
-    if after is not None:
+    if after is None:
+        where += f" AND run_id = ({PUBLISHED_RUN})"
+    else:
         # the redundant `<=` bounds the index scan; the OR alone would make the scan start at the top
-        where += " AND churn_probability <= :ap AND (churn_probability < :ap OR msno > :am)"
-        params.update(ap=after[0], am=after[1])
+        where += " AND run_id = :run AND churn_probability <= :ap AND (churn_probability < :ap OR msno > :am)"
+        params.update(run=after.run_id, ap=after.probability, am=after.msno)
     rows = (await connection.execute(
         text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE {where} "
              "ORDER BY churn_probability DESC, msno ASC LIMIT :limit"),
         {**params, "limit": limit + 1},
     )).mappings().all()  # fmt: skip
+    if after is not None and len(rows) <= limit:
+        current = await published_run(connection, day)
+        if current != after.run_id:
+            now = f"run {current} is published now" if current else "the day is no longer published"
+            raise CursorExpiredError(
+                f"cursor pages run {after.run_id} of {day}, which was replaced ({now}): start again "
+                "without a cursor"
+            )
     items = [dict(r) for r in rows[:limit]]
-    more = len(rows) > limit
-    next_cursor = encode_cursor(day, items[-1]["churn_probability"], items[-1]["msno"]) if more else None
-    return day, items, next_cursor
+    if len(rows) <= limit:
+        return day, items, None
+    last = items[-1]
+    return day, items, encode_cursor(Cursor(day, last["run_id"], last["churn_probability"], last["msno"]))
 
 
 class ExportInterruptedError(ChurnError):
@@ -136,9 +194,7 @@ class ExportInterruptedError(ChurnError):
 
 async def published_run(connection: AsyncConnection, day: dt.date) -> str | None:
     """The run id published for a date (None when the date has no published run)."""
-    return await connection.scalar(
-        text("SELECT run_id FROM score_runs WHERE score_date = :d AND status = 'published'"), {"d": day}
-    )
+    return await connection.scalar(text(PUBLISHED_RUN), {"d": day})
 
 
 async def stream_csv(

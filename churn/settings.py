@@ -65,8 +65,12 @@ class Settings(BaseSettings):
 
     # API.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Without keys the API refuses to start, unless anonymous access is asked for explicitly.
+    api_allow_anonymous: bool = False
     api_public_url: str = "http://127.0.0.1:8000"
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
+    api_max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    api_request_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
     model_refresh_seconds: float = Field(default=30.0, gt=0.0, le=86_400.0)
     prediction_log_flush_rows: int = Field(default=1000, ge=1, le=1_000_000)
     api_db_pool_size: int = Field(default=16, ge=1, le=500)
@@ -76,6 +80,7 @@ class Settings(BaseSettings):
     risk_band_thresholds: Annotated[list[float], NoDecode] = Field(default_factory=lambda: [0.3, 0.6])
     active_grace_days: int = Field(default=30, ge=0, le=3650)
     score_retention_days: int = Field(default=90, ge=1, le=36500)
+    prediction_log_retention_days: int = Field(default=90, ge=1, le=36500)
     promotion_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
     drift_share_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     performance_degradation_threshold: float = Field(default=0.1, ge=0.0, le=10.0)

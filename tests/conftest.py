@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -126,14 +127,17 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 # -- a live API server --------------------------------------------------------------------------------
 class LiveServer:
-    """uvicorn serving an app in a background thread, with its lifespan, on a free loopback port."""
+    """uvicorn serving an app in a background thread, with its lifespan, on a free loopback port, configured
+    as `python -m api.serve` configures its workers (`limits`: its header-size and timeout arguments)."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, **limits: Any) -> None:
         import uvicorn
+
+        from api.serve import server_config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = server_config(app, host="127.0.0.1", port=self.port, log_level="warning", **limits)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -11,11 +11,20 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.deps import EngineDep
 from api.metrics import SCORE_LOOKUPS
-from api.schemas import MSNO_PATTERN, Problem, Score, ScoreHistory, ScorePage
+from api.schemas import (
+    AUTH_RESPONSES,
+    MSNO_PATTERN,
+    RISK_BAND_PATTERN,
+    Problem,
+    Score,
+    ScoreHistory,
+    ScorePage,
+    invalid,
+)
 from api.security import ApiKey
 from churn import scorereads
 
-router = APIRouter(prefix="/scores", tags=["scores"], dependencies=[ApiKey])
+router = APIRouter(prefix="/scores", tags=["scores"], dependencies=[ApiKey], responses=AUTH_RESPONSES)
 MsnoPath = Annotated[str, Path(pattern=MSNO_PATTERN, description="KKBox user id (URL-encode `/` as %2F)")]
 NOT_FOUND = {404: {"model": Problem}}
 
@@ -23,14 +32,17 @@ NOT_FOUND = {404: {"model": Problem}}
 @router.get(
     "",
     response_model=ScorePage,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON page, or the whole day as CSV"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON page, or the whole day as CSV"},
+        410: {"model": Problem, "description": "The cursor's run was replaced by a re-publish of its day"},
+    },
 )
 async def list_scores(
     engine: EngineDep,
     score_date: Annotated[dt.date | None, Query(description="Default: the newest published date")] = None,
     min_probability: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
     max_probability: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
-    risk_band: Annotated[str | None, Query(max_length=32)] = None,
+    risk_band: Annotated[str | None, Query(pattern=RISK_BAND_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[
         str | None, Query(max_length=512, description="next_cursor of the previous page")
@@ -39,7 +51,11 @@ async def list_scores(
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ScorePage | StreamingResponse:
     """One day's scores, highest probability first, keyset-paginated; `format=csv` (or `Accept: text/csv`)
-    streams every matching row of the day instead."""
+    streams every matching row of the day instead. A cursor reads the run of its first page; after a
+    re-publish of the day it is refused with 410."""
+    if min_probability is not None and max_probability is not None and min_probability > max_probability:
+        message = f"min_probability {min_probability} is above max_probability {max_probability}"
+        raise invalid(("query", "min_probability"), message)
     filters = scorereads.PageFilter(score_date, min_probability, max_probability, risk_band)
     if format == "csv" or (format is None and accept is not None and "text/csv" in accept):
         async with engine.connect() as connection:
@@ -51,8 +67,11 @@ async def list_scores(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="churn_scores_{day}.csv"'},
         )
-    async with engine.connect() as connection:
-        day, rows, next_cursor = await scorereads.page(connection, filters, limit, cursor)
+    try:
+        async with engine.connect() as connection:
+            day, rows, next_cursor = await scorereads.page(connection, filters, limit, cursor)
+    except scorereads.CursorExpiredError as error:
+        raise HTTPException(410, str(error)) from None
     return ScorePage(score_date=day, items=[Score(**row) for row in rows], next_cursor=next_cursor)
 
 

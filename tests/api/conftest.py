@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -69,6 +70,8 @@ def published(
                        "CHURN_MLFLOW_ARTIFACT_LOCATION": champion_store["mlflow_artifact_location"],
                        "CHURN_SILVER_BUCKETS": "4"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
+    # the explicit opt-out, for tests about something else (tests/api/test_auth.py covers the keys)
+    monkeypatch.setenv("CHURN_API_ALLOW_ANONYMOUS", "true")
     yield Published(settings, new.rows, both, old_only)
 
 
@@ -81,3 +84,17 @@ def _scored(engine: object, day: dt.date) -> list[str]:
                 text("SELECT msno FROM churn_scores WHERE score_date = :d"), {"d": day}
             ).scalars()
         )
+
+
+@pytest.fixture
+def churn_log() -> Iterator[list[logging.LogRecord]]:
+    """Every record the `churn` loggers emit during the test (they do not propagate to the root)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("churn")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)

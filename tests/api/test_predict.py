@@ -176,3 +176,175 @@ def test_prediction_log_keeps_rows_the_lake_refused(tmp_path: Path) -> None:
     assert log.flush() == 1  # only the refused day is written again: no duplicate of the first
     assert len(lake.glob(f"{PREFIX}/as_of=2017-03-01/*.parquet")) == 1
     assert len(lake.glob(f"{PREFIX}/as_of=2017-03-02/*.parquet")) == 1
+
+
+def _log_days(lake: Lake) -> set[str]:
+    return {p.split("as_of=")[1].split("/")[0] for p in lake.glob(f"{PREFIX}/as_of=*/*.parquet")}
+
+
+def _post_raw(url: str, content: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/predict", content=content.encode(), headers={"content-type": "application/json"}
+    )
+
+
+def test_as_of_after_the_data_is_refused_and_not_logged(published: Published, small_lake: Lake) -> None:
+    """By msno as_of may not pass Silver's newest day, by events not the newest event: a 422 naming both
+    dates, and nothing reaches the prediction log."""
+    events = events_of(small_lake, published.both)
+    newest = max(
+        [str(t["transaction_date"]) for t in events["transactions"]]
+        + [str(r["date"]) for r in events["user_logs"]]
+    )
+    newest_event = dt.date(int(newest[:4]), int(newest[4:6]), int(newest[6:]))
+    later = (newest_event + dt.timedelta(days=1)).isoformat()
+    before = _log_days(small_lake)
+    with LiveServer(create_app()) as server:
+        far = httpx.post(f"{server.url}/predict", json={"msno": published.both, "as_of": "9999-12-31"})
+        next_day = httpx.post(f"{server.url}/predict", json={"msno": published.both, "as_of": "2017-04-01"})
+        by_events = httpx.post(f"{server.url}/predict", json=events | {"as_of": later})
+        newest_ok = httpx.post(f"{server.url}/predict", json=events | {"as_of": newest_event.isoformat()})
+    for response, day, limit in ((far, "9999-12-31", "2017-03-31"), (next_day, "2017-04-01", "2017-03-31"),
+                                 (by_events, later, newest_event.isoformat())):  # fmt: skip
+        assert response.status_code == 422, response.text
+        error = response.json()["detail"][0]
+        assert error["loc"] == ["body", "as_of"] and day in error["msg"] and limit in error["msg"]
+    assert newest_ok.status_code == 200, newest_ok.text
+    assert _log_days(small_lake) - before <= {newest_event.isoformat()}
+    assert "9999-12-31" not in _log_days(small_lake)
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ('{"msno": NaN}', ["body", "msno"]),
+        ('{"msno": "%s", "as_of": Infinity}', ["body", "as_of"]),
+        ('{"msno": "%s", "unknown": -Infinity}', ["body", "unknown"]),
+    ],
+)
+def test_non_finite_json_numbers_are_422_naming_the_field(
+    published: Published, body: str, loc: list[str]
+) -> None:
+    with LiveServer(create_app()) as server:
+        response = _post_raw(server.url, body.replace("%s", published.both))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == loc
+
+
+LONE_SURROGATE = "\\ud800"  # the JSON escape as the client sends it: six ASCII characters
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "told"),
+    [
+        (r'{"msno": "\ud800"}', ["body", "msno"], LONE_SURROGATE),
+        (r'{"msno": "%s", "as_of": "\ud800"}', ["body", "as_of"], LONE_SURROGATE),
+        (r'{"msno": "%s", "\ud800": 1}', ["body"], LONE_SURROGATE),  # pydantic has no key to name
+        ('{"msno": "%s", "as_of": ' + "9" * 5000 + "}", ["body"], "4300 digits"),  # past int()'s limit
+    ],
+    ids=["msno", "as_of", "key", "huge_integer"],
+)
+def test_unencodable_json_input_is_422_naming_the_field(
+    published: Published, body: str, loc: list[str], told: str
+) -> None:
+    """A lone surrogate (valid JSON, not encodable as UTF-8) comes back as its escape's text; an integer
+    Python will not parse is a 422 about the body, not a 400."""
+    with LiveServer(create_app()) as server:
+        response = _post_raw(server.url, body.replace("%s", published.both))
+    assert response.status_code == 422, response.text
+    error = response.json()["detail"][0]
+    assert error["loc"] == loc
+    assert told in f"{error['msg']} {error.get('input')}"
+
+
+def test_unencodable_strings_in_events_and_query_are_422(published: Published, small_lake: Lake) -> None:
+    """A lone surrogate in an event's string field, a risk_band of undecodable percent-escapes, and a
+    cursor carrying a surrogate are 422s naming the field."""
+    import base64
+    import json
+
+    events = events_of(small_lake, published.both)
+    events["transactions"][0]["payment_method_id"] = "__SURROGATE__"
+    text = json.dumps(events).replace('"__SURROGATE__"', f'"{LONE_SURROGATE}"')
+    raw = json.dumps(["2017-03-31", "run", 0.5, "\ud800" * 44]).encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    member = {"city": 1, "bd": 30, "gender": "__SURROGATE__", "registered_via": 7,
+              "registration_init_time": "20150101"}  # fmt: skip
+    with_member = json.dumps(events | {"member": member})
+    with LiveServer(create_app()) as server:
+        by_events = _post_raw(server.url, text)
+        gender = _post_raw(server.url, with_member.replace('"__SURROGATE__"', f'"{LONE_SURROGATE}"'))
+        band = httpx.get(f"{server.url}/scores?risk_band=%ED%A0%80")
+        paged = httpx.get(f"{server.url}/scores", params={"cursor": cursor})
+    assert by_events.status_code == 422, by_events.text
+    assert by_events.json()["detail"][0]["loc"] == ["body", "transactions", 0, "payment_method_id"]
+    assert gender.status_code == 422, gender.text
+    assert gender.json()["detail"][0]["loc"][:3] == ["body", "member", "gender"]
+    assert band.status_code == 422, band.text
+    assert band.json()["detail"][0]["loc"] == ["query", "risk_band"]
+    assert paged.status_code == 422, paged.text
+    assert paged.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+def test_non_finite_numbers_in_events_are_422_naming_the_field(
+    published: Published, small_lake: Lake
+) -> None:
+    import json
+
+    events = events_of(small_lake, published.both)
+    events["user_logs"][0]["total_secs"] = "__NAN__"
+    events["transactions"][0]["payment_plan_days"] = "__INF__"
+    text = json.dumps(events).replace('"__NAN__"', "NaN").replace('"__INF__"', "Infinity")
+    with LiveServer(create_app()) as server:
+        response = _post_raw(server.url, text)
+    assert response.status_code == 422, response.text
+    locs = {tuple(e["loc"]) for e in response.json()["detail"]}
+    assert ("body", "user_logs", 0, "total_secs") in locs
+    assert ("body", "transactions", 0, "payment_plan_days") in locs
+
+
+def test_as_of_before_any_data_is_a_clean_answer(published: Published, small_lake: Lake) -> None:
+    events = events_of(small_lake, published.both)
+    with LiveServer(create_app()) as server:
+        by_msno = httpx.post(f"{server.url}/predict", json={"msno": published.both, "as_of": "0001-01-01"})
+        by_events = httpx.post(f"{server.url}/predict", json=events | {"as_of": "0001-01-01"})
+    assert by_msno.status_code == 404, by_msno.text
+    assert "0001-01-01" in by_msno.json()["detail"]
+    assert by_events.status_code == 422, by_events.text
+    assert "0001-01-01" in by_events.json()["detail"][0]["msg"]
+
+
+def test_msno_must_match_in_full(published: Published, small_lake: Lake) -> None:
+    """A made-up msno sharing the lake key's first 16 characters is not the user: 404, nothing logged."""
+    real = published.both
+    fake = real[:16] + ("B" if real[16] == "A" else "A") * 27 + "="
+    partition = f"{PREFIX}/as_of=2017-03-30/*.parquet"
+    before = len(small_lake.glob(partition))
+    with LiveServer(create_app()) as server:
+        response = httpx.post(f"{server.url}/predict", json={"msno": fake, "as_of": "2017-03-30"})
+        genuine = httpx.post(f"{server.url}/predict", json={"msno": real, "as_of": "2017-03-30"})
+    assert response.status_code == 404, response.text
+    assert genuine.status_code == 200
+    logged = [small_lake.read_parquet(p) for p in small_lake.glob(partition)]
+    assert len(logged) == before + 1
+    assert fake not in {m for table in logged for m in table["msno"].to_pylist()}
+
+
+def test_raw_event_copies_are_dropped_and_conflicting_days_refused(
+    published: Published, small_lake: Lake
+) -> None:
+    """The ingest's rule: exact copies count once; two different log rows of one user-day are refused."""
+    events = events_of(small_lake, published.both) | {"as_of": NEW_DAY.isoformat()}
+    copies = events | {"user_logs": events["user_logs"] * 2, "transactions": events["transactions"] * 2}
+    conflict_row = events["user_logs"][-1] | {"num_25": events["user_logs"][-1]["num_25"] + 7}
+    conflicting = events | {"user_logs": [*events["user_logs"], conflict_row]}
+    day = str(conflict_row["date"])
+    with LiveServer(create_app()) as server:
+        plain = httpx.post(f"{server.url}/predict", json=events)
+        doubled = httpx.post(f"{server.url}/predict", json=copies)
+        refused = httpx.post(f"{server.url}/predict", json=conflicting)
+    assert plain.status_code == 200 and doubled.status_code == 200, doubled.text
+    assert doubled.json()["churn_probability"] == plain.json()["churn_probability"]
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["detail"][0]
+    assert error["loc"] == ["body", "user_logs"] and f"{day[:4]}-{day[4:6]}-{day[6:]}" in error["msg"]

@@ -214,3 +214,75 @@ def test_csv_export_holds_no_snapshot_and_never_mixes_runs(published: Published)
     assert {line.split(",")[5] for line in body} == {"score-api-new"}
     assert len(first[1].decode().splitlines()) == 50
     assert interrupted
+
+
+def _cursor(values: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _raw_cursor(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _raw_cursor('["2017-03-31", ' + "9" * 310 + ', "x"]'),
+        _raw_cursor('["2017-03-31", "score-api-new", ' + "9" * 310 + ', "' + "A" * 43 + '="]'),
+        _raw_cursor('["2017-03-31", "score-api-new", 1e999, "' + "A" * 43 + '="]'),
+        _cursor(["2017-03-31", "score-api-new", 0.5, "A" * 20 + "\x00" + "A" * 22 + "="]),
+        _cursor(["2017-03-31", "score-api-new", 0.5, "short"]),
+        _cursor(["2017-03-31", "score-api-new", 2.5, "A" * 43 + "="]),
+        _cursor(["2017-03-31", 7, 0.5, "A" * 43 + "="]),
+        _cursor({"day": "2017-03-31"}),
+        _cursor("2017-03-31"),
+    ],
+)
+def test_malformed_cursor_contents_are_422(published: Published, cursor: str) -> None:
+    with LiveServer(create_app()) as server:
+        response = httpx.get(f"{server.url}/scores", params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize("band", ["lo\x00w", "low; DROP", "x" * 33])
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_bad_risk_band_is_422_naming_it(published: Published, band: str, form: str) -> None:
+    with LiveServer(create_app()) as server:
+        response = httpx.get(f"{server.url}/scores", params={"risk_band": band, "format": form})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "risk_band"]
+
+
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_min_probability_above_max_is_422(published: Published, form: str) -> None:
+    with LiveServer(create_app()) as server:
+        response = httpx.get(
+            f"{server.url}/scores", params={"min_probability": 0.8, "max_probability": 0.2, "format": form}
+        )
+        equal = httpx.get(f"{server.url}/scores", params={"min_probability": 0.5, "max_probability": 0.5})
+    assert response.status_code == 422, response.text
+    error = response.json()["detail"][0]
+    assert error["loc"] == ["query", "min_probability"] and "max_probability" in error["msg"]
+    assert equal.status_code == 200
+
+
+def test_a_cursor_of_a_superseded_run_is_410(published: Published) -> None:
+    """Pages are pinned to the run of their first page: after a re-publish of the day, the old cursor
+    gets a 410 instead of rows of the new run; a fresh first page reads the new run only."""
+    with LiveServer(create_app()) as server:
+        first = httpx.get(f"{server.url}/scores", params={"limit": 50}).json()
+        still = httpx.get(f"{server.url}/scores", params={"limit": 50, "cursor": first["next_cursor"]})
+        _republish(published.settings.database_url, "rerun-pinned")
+        stale = httpx.get(f"{server.url}/scores", params={"limit": 50, "cursor": first["next_cursor"]})
+        fresh = httpx.get(f"{server.url}/scores", params={"limit": 50}).json()
+    assert {s["run_id"] for s in first["items"]} == {"score-api-new"}
+    assert still.status_code == 200 and {s["run_id"] for s in still.json()["items"]} == {"score-api-new"}
+    assert stale.status_code == 410, stale.text
+    assert "score-api-new" in stale.json()["detail"] and NEW_DAY.isoformat() in stale.json()["detail"]
+    assert {s["run_id"] for s in fresh["items"]} == {"rerun-pinned"} and fresh["next_cursor"] is None
