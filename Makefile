@@ -25,6 +25,11 @@ export AIRFLOW__CORE__PARALLELISM ?= 4
 # The scores database of the embedded mode: the caller's CHURN_DATABASE_URL, else a project-local
 # PostgreSQL cluster (SQLite with a notice where no PostgreSQL binaries exist). Expanded only by recipes.
 DB_URL = $${CHURN_DATABASE_URL:-$$($(BIN)/churn db local-start)}
+# The API keys of the local API: the caller's CHURN_API_KEYS, else a key generated once into .local/api-key
+# (kept across reruns). Expanded only by recipes.
+API_KEY_FILE := $(LOCAL)/api-key
+API_KEYS = $${CHURN_API_KEYS:-$$(mkdir -p $(LOCAL); test -s $(API_KEY_FILE) || (umask 077; \
+  $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(32))" > $(API_KEY_FILE)); cat $(API_KEY_FILE))}
 
 # $(call dag_test,DAG_ID,LOGICAL_DATE,LOG_NAME [extra args]): one `airflow dags test` run, its log in
 # .local/demo-<name>.log, failing the recipe (with the log's tail) when the run does not succeed.
@@ -40,20 +45,20 @@ endef
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@if command -v uv >/dev/null; then UV=uv; \
 	 elif $(BIN)/python -m pip install -q uv >/dev/null 2>&1; then UV=$(BIN)/uv; \
 	 else UV=; fi; \
 	 if [ -n "$$UV" ]; then \
 	   echo "installing the lock with uv"; \
-	   $$UV pip sync --python $(BIN)/python requirements.txt && \
+	   $$UV pip sync --python $(BIN)/python requirements.txt requirements-dev.txt && \
 	   $$UV pip install --python $(BIN)/python --no-deps -e . && \
 	   $$UV pip check --python $(BIN)/python; \
 	 else \
 	   echo "installing the lock with pip (uv not available)"; \
 	   $(BIN)/python -m pip install -q --upgrade pip && \
-	   $(BIN)/python -m pip install -q -r requirements.txt && \
+	   $(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt && \
 	   $(BIN)/python -m pip install -q --no-deps -e . && \
 	   $(BIN)/python -m pip check; \
 	 fi
@@ -112,26 +117,30 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults, through Airflow, and 
 api-start: $(STAMP)
 	@$(MAKE) --no-print-directory api-stop >/dev/null
 	@rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)
-	@PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) nohup $(BIN)/python -m api.serve --host 127.0.0.1 --port $(API_PORT) \
-	  --workers 2 >$(LOCAL)/api.log 2>&1 & echo $$! > $(LOCAL)/api.pid
-	@for i in $$(seq 1 60); do \
-	   curl -fsS http://127.0.0.1:$(API_PORT)/readyz >/dev/null 2>&1 && break; sleep 0.5; \
-	   if [ $$i = 60 ]; then echo "API did not become ready; see $(LOCAL)/api.log"; exit 1; fi; done
-	@echo "== API answering on http://127.0.0.1:$(API_PORT) (log $(LOCAL)/api.log, stop with make api-stop)"
-	@echo "   curl -s http://127.0.0.1:$(API_PORT)/readyz"
-	@echo "   curl -s 'http://127.0.0.1:$(API_PORT)/scores?limit=3'"
-	@echo "   curl -s http://127.0.0.1:$(API_PORT)/scores/<msno, / as %2F>      (and .../history)"
-	@echo "   curl -s 'http://127.0.0.1:$(API_PORT)/scores?format=csv' > scores.csv"
-	@echo "   curl -s -X POST http://127.0.0.1:$(API_PORT)/predict -H 'content-type: application/json' -d '{\"msno\": \"<msno>\"}'"
-	@echo "   curl -s http://127.0.0.1:$(API_PORT)/models/champion ; curl -s http://127.0.0.1:$(API_PORT)/metrics"
-	@echo "   curl -s http://127.0.0.1:$(API_PORT)/monitoring/drift/latest ; curl -s http://127.0.0.1:$(API_PORT)/monitoring/performance"
-	@echo "   OpenAPI docs: http://127.0.0.1:$(API_PORT)/docs"
-	@curl -fsS http://127.0.0.1:$(API_PORT)/readyz; echo
-	@curl -fsS 'http://127.0.0.1:$(API_PORT)/scores?limit=2'; echo
+	@keys="$(API_KEYS)"; key="$${keys%%,*}"; base=http://127.0.0.1:$(API_PORT); \
+	 CHURN_API_KEYS="$$keys" PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) nohup $(BIN)/python -m api.serve --host 127.0.0.1 \
+	   --port $(API_PORT) --workers 2 >$(LOCAL)/api.log 2>&1 & echo $$! > $(LOCAL)/api.pid; \
+	 for i in $$(seq 1 60); do \
+	   curl -fsS $$base/readyz >/dev/null 2>&1 && break; sleep 0.5; \
+	   if [ $$i = 60 ]; then echo "API did not become ready; see $(LOCAL)/api.log"; exit 1; fi; done; \
+	 echo "== API answering on $$base (log $(LOCAL)/api.log, stop with make api-stop)"; \
+	 echo "   API key (X-API-Key): $$key   (CHURN_API_KEYS, else the key kept in $(API_KEY_FILE))"; \
+	 echo "   key=$$key"; \
+	 echo "   curl -s $$base/readyz"; \
+	 echo "   curl -s -H \"X-API-Key: \$$key\" '$$base/scores?limit=3'"; \
+	 echo "   curl -s -H \"X-API-Key: \$$key\" $$base/scores/<msno, / as %2F>      (and .../history)"; \
+	 echo "   curl -s -H \"X-API-Key: \$$key\" '$$base/scores?format=csv' > scores.csv"; \
+	 echo "   curl -s -X POST $$base/predict -H \"X-API-Key: \$$key\" -H 'content-type: application/json' -d '{\"msno\": \"<msno>\"}'"; \
+	 echo "   curl -s -H \"X-API-Key: \$$key\" $$base/models/champion ; curl -s $$base/metrics"; \
+	 echo "   curl -s -H \"X-API-Key: \$$key\" $$base/monitoring/drift/latest ; curl -s -H \"X-API-Key: \$$key\" $$base/monitoring/performance"; \
+	 echo "   OpenAPI docs: $$base/docs"; \
+	 curl -fsS $$base/readyz; echo; \
+	 curl -fsS -H "X-API-Key: $$key" "$$base/scores?limit=2"; echo
 
-api: $(STAMP)  ## Serve the API in the foreground (2 uvicorn workers, a SO_REUSEPORT socket each)
+api: $(STAMP)  ## Serve the API in the foreground (2 uvicorn workers, a SO_REUSEPORT socket each; key as in api-start)
 	@rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)
-	@url="$(DB_URL)"; CHURN_DATABASE_URL="$$url" PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) \
+	@url="$(DB_URL)"; keys="$(API_KEYS)"; echo "API key (X-API-Key): $${keys%%,*}"; \
+	 CHURN_DATABASE_URL="$$url" CHURN_API_KEYS="$$keys" PROMETHEUS_MULTIPROC_DIR=$(PROM_DIR) \
 	 $(BIN)/python -m api.serve --host 127.0.0.1 --port $(API_PORT) --workers 2
 
 api-stop:  ## Stop the API that make demo left running (waits until its port is free)

@@ -14,6 +14,7 @@ import posixpath
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import fsspec
@@ -32,6 +33,16 @@ def csv_write_options(*, quote_strings: bool = False) -> pacsv.WriteOptions:
     """CSV with a header and, by default, no quotes around strings or column names (as KKBox's files)."""
     style = "needed" if quote_strings else "none"
     return pacsv.WriteOptions(quoting_style=style, quoting_header=style)
+
+
+def _discard(handle: Any) -> None:
+    """Abandon an object-store upload: closing the file (as its context manager does, even on an error)
+    would publish what was written so far; s3fs's `discard` aborts a multipart upload, and marking the
+    file closed keeps its finaliser from uploading the buffered rest."""
+    discard = getattr(handle, "discard", None)
+    if callable(discard):
+        discard()
+    handle.closed = True
 
 
 class LakeError(ChurnError):
@@ -79,6 +90,20 @@ class Lake:
     def exists(self, relative: str) -> bool:
         """True when a file or a folder with files exists at the path."""
         return bool(self.fs.exists(self.path(relative)))
+
+    def is_file_within(self, relative: str, folder: str) -> bool:
+        """True when the path is a regular file that really lies inside `folder` of the lake.
+
+        On a local disk a symlink (or a symlinked folder) under `folder` could point anywhere on the
+        server, so the real path must stay inside the real folder; on S3 there are no links, and a
+        "folder" is a key prefix, not an object.
+        """
+        target = self.path(relative)
+        if not self.is_local:
+            return bool(self.fs.isfile(target))
+        base = Path(self.path(folder)).resolve()
+        real = Path(target).resolve()
+        return real.is_relative_to(base) and real != base and real.is_file()
 
     def size(self, relative: str) -> int:
         """Size in bytes of one file."""
@@ -128,8 +153,13 @@ class Lake:
                     self.fs.rm(temporary)
         else:
             extra = {"ContentType": content_type} if content_type else {}
-            with self.fs.open(target, "wb", **extra) as handle:
+            handle = self.fs.open(target, "wb", **extra)
+            try:
                 yield handle
+            except BaseException:
+                _discard(handle)
+                raise
+            handle.close()
 
     def write_bytes(self, relative: str, data: bytes, content_type: str | None = None) -> str:
         """Write a whole file atomically; returns its URI."""

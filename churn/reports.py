@@ -1,7 +1,8 @@
 """The HTML reports in the lake (validation Data Docs, drift reports), listed and read for viewers.
 
-Only paths under `reports/` are served, after normalisation, so a crafted path cannot read the rest of
-the lake (credentials never live there, but Silver and the prediction log do).
+Only regular files under `reports/` are served, after normalisation and (on a local lake) with symlinks
+resolved, so neither a crafted path nor a link planted under `reports/` can read the rest of the lake
+(credentials never live there, but Silver and the prediction log do) or of the server's disk.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def list_reports(lake: Lake) -> list[Report]:
 
 
 def read_report_file(lake: Lake, path: str) -> tuple[bytes, str]:
-    """A file under reports/ and its content type; ReportNotFoundError for anything else."""
+    """A regular file under reports/ and its content type; ReportNotFoundError for anything else (a
+    folder, a link leading out of reports/, a path outside it)."""
     clean = posixpath.normpath("/" + path).lstrip("/")
-    if not clean.startswith(f"{ROOT}/") or not lake.exists(clean):
+    if not clean.startswith(f"{ROOT}/") or not lake.is_file_within(clean, ROOT):
         raise ReportNotFoundError(f"no report file {path!r}")
     extension = posixpath.splitext(clean)[1].lower()
     return lake.read_bytes(clean), CONTENT_TYPES.get(extension, "application/octet-stream")

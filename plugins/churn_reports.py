@@ -3,8 +3,14 @@ links from the scoring task to its published scores and from the drift task to t
 
 A FastAPI app mounted in Airflow's API server at /churn-reports lists the reports in the lake and serves
 them; a navigation entry opens it. The lake is the one `CHURN_*` configures (local folder or S3/MinIO).
-Like every plugin FastAPI app, it is not behind Airflow's login: expose the API server only where the
-reports may be read.
+
+Airflow does not authenticate plugin apps (a mounted app inherits none of the core API's dependencies), and
+the reports hold users' data (Data Docs show offending values, drift reports embed users' features), so
+every page depends on Airflow's own `get_user` (the JWT of the UI's `_token` cookie or an
+`Authorization: Bearer` header) and asks the configured auth manager whether that user may read the
+plugin's custom view "Churn reports". Anonymous requests get Airflow's 401, like its REST API, rather than
+a redirect: the pages are opened from the Airflow UI, whose login already set the cookie, and a 401 leaves
+no redirect target to abuse.
 """
 
 from __future__ import annotations
@@ -12,12 +18,31 @@ from __future__ import annotations
 import html
 from typing import ClassVar
 
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-reports_app = FastAPI(title="Churn reports", description="Validation and drift reports from the churn lake")
+REPORTS_VIEW = "Churn reports"
+
+
+def require_report_reader(user: GetUserDep) -> None:
+    """Refuse users the auth manager does not let read the reports (anonymous ones already got a 401)."""
+    if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=REPORTS_VIEW, user=user):
+        raise HTTPException(403, f"not allowed to read {REPORTS_VIEW}")
+
+
+reports_app = FastAPI(
+    title="Churn reports",
+    description="Validation and drift reports from the churn lake (Airflow login required)",
+    dependencies=[Depends(require_report_reader)],
+    # FastAPI's own docs routes would bypass the app's dependencies: none
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
 
 
 def _lake():

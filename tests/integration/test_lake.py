@@ -103,3 +103,15 @@ def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
 def test_s3_uri_has_scheme(s3_endpoint: str, s3_bucket: str) -> None:
     lake = Lake(f"s3://{s3_bucket}/p", {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"})
     assert lake.uri("reports/x.html") == f"s3://{s3_bucket}/p/reports/x.html"
+
+
+def test_a_failed_streaming_write_publishes_nothing(lake: Lake) -> None:
+    """A writer that fails half-way leaves no file or object under the name, local or S3 (the old file,
+    if any, stays as it was)."""
+    lake.write_bytes("bronze/old.csv", b"old")
+    for name in ("bronze/new.csv", "bronze/old.csv"):
+        with pytest.raises(RuntimeError, match="writer failed"), lake.open_atomic(name) as handle:
+            handle.write(b"x" * 1_000)
+            raise RuntimeError("writer failed")
+    assert not lake.exists("bronze/new.csv")
+    assert lake.read_bytes("bronze/old.csv") == b"old"

@@ -66,9 +66,44 @@ def test_stateful_services_keep_data_in_volumes() -> None:
         assert named and named[0] in spec["volumes"], name
 
 
+# Services people use, published on the host; everything else (PostgreSQL, MinIO, the Dask scheduler that
+# runs submitted code, Prometheus) stays on the compose network.
+PUBLISHED = {"api", "airflow-apiserver", "grafana", "mlflow"}
+LOOPBACK_DEFAULT = re.compile(r"^(?:127\.0\.0\.1|\$\{CHURN_BIND_ADDRESS:-127\.0\.0\.1\}):(\d+):(\d+)$")
+
+
+def published_ports() -> dict[str, list[str]]:
+    return {name: [str(p) for p in s.get("ports", [])] for name, s in compose()["services"].items()}
+
+
 def test_host_ports_do_not_clash() -> None:
-    ports = [p.split(":")[0] for s in compose()["services"].values() for p in s.get("ports", [])]
+    ports = [p.rsplit(":", 2)[-2] for ports in published_ports().values() for p in ports]
     assert len(ports) == len(set(ports))
+
+
+def test_only_the_services_people_use_publish_ports() -> None:
+    publishing = {name for name, ports in published_ports().items() if ports}
+    assert publishing <= PUBLISHED, f"{publishing - PUBLISHED} must stay on the compose network"
+    assert {"api", "airflow-apiserver", "grafana"} <= publishing
+
+
+def test_published_ports_bind_to_loopback_by_default() -> None:
+    for name, ports in published_ports().items():
+        for port in ports:
+            assert LOOPBACK_DEFAULT.match(port), f"{name}: {port!r} must bind to 127.0.0.1 by default"
+
+
+def test_mlflow_without_login_is_never_published_beyond_loopback() -> None:
+    """MLflow has no login and a writable registry is code execution in the API: the address that
+    publishes the API and the UIs more widely does not apply to it."""
+    assert all(p.startswith("127.0.0.1:") for p in published_ports()["mlflow"])
+
+
+def test_the_api_keys_are_required_like_the_other_secrets() -> None:
+    text = (ROOT / "docker-compose.yaml").read_text()
+    assert compose()["x-churn-env"]["CHURN_API_KEYS"] == "${CHURN_API_KEYS:?set CHURN_API_KEYS}"
+    assert "${CHURN_API_KEYS:-" not in text
+    assert re.search(r"^# CHURN_API_KEYS=", (ROOT / ".env.example").read_text(), re.MULTILINE)
 
 
 def test_no_secret_values_in_the_compose_file() -> None:
@@ -145,7 +180,7 @@ def test_prometheus_scrapes_services_that_exist_on_their_ports() -> None:
         host, port = target.split(":")
         service = services[host]
         command = service.get("command") or []
-        published = [p.split(":")[-1] for p in service.get("ports", [])]
+        published = [str(p).split(":")[-1] for p in service.get("ports", []) + service.get("expose", [])]
         listens = any(part.endswith(f":{port}") for part in command if isinstance(part, str))
         assert port in published or listens, f"{host} does not serve :{port}"
     assert services["airflow-scheduler"]["environment"]["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter"
