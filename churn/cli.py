@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +64,13 @@ def synth(
             "the rest playing that much less), so the weekly drift report has something to find.",
         ),
     ] = 0.0,
+    report: Annotated[
+        bool,
+        typer.Option(
+            help="Write nothing: compare the March-2017 files already in Bronze (user_logs_v2.csv, "
+            "transactions_v2.csv) with the real March 2017's quantiles and shares.",
+        ),
+    ] = False,
 ) -> None:
     """Write the Kaggle-format history dump (or daily drops) into Bronze."""
     from churn.lake import Lake
@@ -75,6 +83,11 @@ def synth(
         if out
         else Lake.from_settings(settings)
     )
+    if report:
+        from churn.synth.realism import format_report, realism_report
+
+        typer.echo(format_report(realism_report(lake)))
+        return
     chosen = get_profile(profile, users, days)
     if daily:
         start, end = parse_range(daily)
@@ -110,9 +123,26 @@ def ingest(
         f"{t['duplicates']:,} duplicates"
         for name, t in summary["tables"].items()
     )
+    archives = Counter(u["archive"] for u in report.unpacked)
+    unpacked = ", ".join(f"{a} ({n} CSV{'s' if n > 1 else ''})" for a, n in archives.items())
     typer.echo(
         f"ingest {run_id}: {len(report.sources)} sources ingested, {len(report.skipped)} already in Silver"
         f"{': ' + tables if tables else ''} -> {lake.uri('silver')} ({report.seconds:.1f} s)"
+        f"{'; unpacked ' + unpacked if unpacked else ''}"
+        f"{'; missing ' + ', '.join(report.missing) if report.missing else ''}"
+    )
+
+
+def _agreement_text(manifest: dict) -> str:
+    """The rule's agreement with a released label file, for the labels line ("" for the rule's labels)."""
+    if "rule_agreement" not in manifest:
+        return ""
+    agreement = manifest["rule_agreement"]
+    if agreement is None or agreement["share"] is None:
+        return "; rule agreement not computable (Silver ends before the renewal window, or no common user)"
+    return (
+        f"; rule agrees with it on {agreement['agree']:,} of {agreement['both']:,} users both label "
+        f"({agreement['share']:.1%})"
     )
 
 
@@ -128,14 +158,19 @@ def labels(cohort: Annotated[str, typer.Option(help="Cohort month YYYY-MM.")]) -
     with run_context("labels", new_run_id("labels", cohort)) as run_id:
         manifest = build_labels(lake, settings, cohort, run_id)
     typer.echo(
-        f"labels {cohort}: {manifest['rows']:,} users from {manifest['source']} -> "
+        f"labels {cohort}: {manifest['rows']:,} users from {manifest['source']}"
+        f"{_agreement_text(manifest)} -> "
         f"{lake.uri(f'gold/labels/cohort={cohort}')} ({manifest['seconds']} s)"
     )
 
 
 @app.command()
 def features(as_of: Annotated[str, typer.Option("--as-of", help="Snapshot date YYYY-MM-DD.")]) -> None:
-    """Build Gold features as of a date (point-in-time: only rows dated on or before it)."""
+    """Build Gold features as of a date (point-in-time: only rows dated on or before it).
+
+    A date after Silver's newest day (the latest log or transaction ingested) or before its first
+    transaction is refused, and nothing is written.
+    """
     from churn.gold import build_gold_features, features_prefix, parse_date
     from churn.lake import Lake
     from churn.logs import new_run_id, run_context
@@ -187,10 +222,21 @@ def train(
     metrics_file: Annotated[
         Path | None, typer.Option(help="Also write the version and validation metrics here (JSON; DVC).")
     ] = None,
+    allow_short_history: Annotated[
+        bool,
+        typer.Option(
+            help="Train even when Silver's history does not cover every cohort's eve (e.g. the history "
+            "begins within the training months): trains on the cohorts whose eve has transactions, "
+            "with unseen listening missing; registered as challenger only, tagged short_history. No help "
+            "for the Kaggle v2 files alone: they hold no history to train on."
+        ),
+    ] = False,
 ) -> None:
     """Train on the cohorts before M, validate on M, register, promote when it beats the champion.
 
-    Missing or stale Gold labels and features of the cohorts involved are built first.
+    Missing or stale Gold labels and features of the cohorts involved are built first. A Silver whose
+    transactions and user logs do not cover each cohort's eve month stops the run, naming the files that
+    hold that history; --allow-short-history trains on the cohorts it can, unless there are none.
     """
     from churn.labels import parse_cohort
     from churn.lake import Lake
@@ -203,7 +249,7 @@ def train(
     params = load_params(params_file or settings.params_file)
     lake = Lake.from_settings(settings)
     with run_context("train", new_run_id("train", cohort)) as run_id:
-        result = run_training(lake, settings, params, cohort, run_id)
+        result = run_training(lake, settings, params, cohort, run_id, allow_short_history=allow_short_history)
     m = result.metrics
     if metrics_file is not None:
         metrics_file.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +324,9 @@ def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> 
     """Score every active user as of the date with the champion and publish to the database.
 
     Active: membership expired at most CHURN_ACTIVE_GRACE_DAYS days before the date. Features as of the
-    date are built first when missing or stale. Re-running a date replaces its scores atomically.
+    date are built first when missing or stale. Re-running a date replaces its scores atomically. Dates
+    CHURN_SCORE_RETENTION_DAYS or more before the newest published date are dropped; a date after
+    Silver's newest day, or one that old, is refused before anything is written.
     """
     from churn.gold import parse_date
     from churn.lake import Lake
@@ -311,8 +359,10 @@ def drift(
     """Write the weekly Evidently drift report to the lake and a summary row to the database.
 
     Compares the week's scoring inputs (and live /predict inputs) with the champion's reference, and
-    computes the realised performance of every cohort whose outcomes are known by then. Exits 0 with an
-    ALERT line when a threshold is passed (with --check it exits 1 instead).
+    computes the realised performance of every cohort whose outcomes are known by then, and deletes the
+    prediction log's days past CHURN_PREDICTION_LOG_RETENTION_DAYS before the week's end. A week ending
+    after Silver's newest day is refused. Exits 0 with an ALERT line when a threshold is passed (with
+    --check it exits 1 instead).
     """
     from churn import steps
     from churn.monitoring import MonitoringAlertError
@@ -332,7 +382,8 @@ def drift(
         f"drifted (share {scoring['share']:.2f}, dataset drift {scoring['dataset_drift']}), score distance "
         f"{scoring['score_distance']:.3f}, {scoring['rows_current']:,} scored rows"
         f"{', live share ' + format(summary['live']['share'], '.2f') if summary['live'] else ''}; "
-        f"realised performance: {cohorts}; report {summary['report_uri']} ({summary['seconds']} s)"
+        f"realised performance: {cohorts}; prediction log: {summary['prediction_log']['removed_partitions']} "
+        f"days past retention removed; report {summary['report_uri']} ({summary['seconds']} s)"
     )
     try:
         check_summary(summary)

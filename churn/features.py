@@ -10,7 +10,11 @@ and in the model's lineage.
 
 Cleaning rules, applied here and nowhere else: bd outside 1..100 is missing; empty gender is its own
 category (unknown); total_secs is clipped to 0..86,400 per day; an expiry before 2000 is missing; ratios
-with a zero denominator are missing (NaN), never infinite.
+with a zero denominator are missing (NaN), never infinite. A table Silver does not hold at all (a partial
+download: no members_v3, no user logs) gives missing features (NaN; has_member_row 0), never zeros that
+would read as "did not listen". Likewise a listening window that starts before the first day the user
+logs cover (`logs_from`: a lake without user_logs.csv begins its logs on 2017-03-01) is missing, for every
+user: nothing is known of listening then (see `uncovered_features`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn.kkbox import day_number
+from churn.kkbox import MEMBERS, day_number
 from churn.labels import order_transactions
 
 WINDOWS = (7, 14, 30, 90, 180)
@@ -104,6 +108,10 @@ SPEC: tuple[Feature, ...] = (
     *_listening_spec(),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in SPEC)
+GROUP_TABLES: dict[str, str] = {
+    "transactions": "transactions", "members": "members", "listening": "user_logs",
+}  # fmt: skip
+"""The Silver table each feature group is built from (an absent table leaves its group missing)."""
 CATEGORICAL: tuple[str, ...] = ("last_payment_method", "city", "gender", "registered_via")
 SPEC_HASH = hashlib.sha256(
     json.dumps({"spec": [asdict(f) for f in SPEC], "windows": WINDOWS, "version": 1}, sort_keys=True).encode()
@@ -206,8 +214,32 @@ def _member_features(members: pa.Table, users: np.ndarray, as_of: int) -> dict[s
     }
 
 
-def _listening_features(logs: pa.Table, users: np.ndarray, as_of: int) -> dict[str, np.ndarray]:
-    """Window sums and ratios over the log rows of the last 180 days up to D, for `users` (sorted)."""
+def _uncovered_windows(as_of: dt.date, logs_from: dt.date | None) -> set[int]:
+    """The windows (days) that start before `logs_from`, the first day the user logs cover."""
+    if logs_from is None:
+        return set()
+    return {w for w in WINDOWS if as_of - dt.timedelta(days=w - 1) < logs_from}
+
+
+def uncovered_features(as_of: dt.date, logs_from: dt.date | None) -> list[str]:
+    """The listening features missing by design as of `as_of` when the logs begin on `logs_from`: those
+    of each window reaching before it, and the trends built on them; all of them before that day (None:
+    no bound, none missing)."""
+    if logs_from is not None and as_of < logs_from:
+        return [f.name for f in SPEC if f.group == "listening"]
+    short = _uncovered_windows(as_of, logs_from)
+    trends = {"secs_trend_7_30": (7, 30), "secs_trend_30_90": (30, 90), "active_trend_7_30": (7, 30)}
+    windowed = [
+        f.name for f in SPEC if f.group == "listening" and f.name.endswith(tuple(f"_{w}d" for w in short))
+    ]
+    return windowed + [name for name, windows in trends.items() if short & set(windows)]
+
+
+def _listening_features(
+    logs: pa.Table, users: np.ndarray, as_of: int, short: set[int]
+) -> dict[str, np.ndarray]:
+    """Window sums and ratios over the log rows of the last 180 days up to D, for `users` (sorted); the
+    `short` windows (starting before the logs do) are missing."""
     n = users.size
     user_ids = logs["user_id"].to_numpy()
     position = np.searchsorted(users, user_ids)
@@ -224,6 +256,10 @@ def _listening_features(logs: pa.Table, users: np.ndarray, as_of: int) -> dict[s
 
     out: dict[str, np.ndarray] = {}
     for w in WINDOWS:
+        if w in short:
+            for metric in ("secs", "plays", "active_days", "complete_ratio", "unique_ratio"):
+                out[f"{metric}_{w}d"] = np.full(n, np.nan)
+            continue
         inside = age < w
         idx = position[inside]
         out[f"secs_{w}d"] = np.bincount(idx, weights=secs[inside], minlength=n)
@@ -247,14 +283,27 @@ def _listening_features(logs: pa.Table, users: np.ndarray, as_of: int) -> dict[s
     return out
 
 
+def _absent_listening(n: int) -> dict[str, np.ndarray]:
+    """Listening features of users when Silver has no user_logs table at all: unknown, not zero."""
+    return {f.name: np.full(n, np.nan) for f in SPEC if f.group == "listening"}
+
+
 def build_features(
-    members: pa.Table, transactions: pa.Table, logs: pa.Table, users: pa.Table, as_of: dt.date
+    members: pa.Table | None,
+    transactions: pa.Table,
+    logs: pa.Table | None,
+    users: pa.Table,
+    as_of: dt.date,
+    logs_from: dt.date | None = None,
 ) -> pd.DataFrame:
     """One row per user with a transaction on or before `as_of`: msno, user_id and every feature of SPEC.
 
-    Inputs are Silver-shaped tables (any superset of the users and dates needed); rows dated after
-    `as_of` are ignored here, so callers may pass more than they filtered. Plain numpy over sorted keys,
-    so a whole bucket and a single user go through exactly the same arithmetic.
+        Inputs are Silver-shaped tables (any superset of the users and dates needed); rows dated after
+        `as_of` are ignored here, so callers may pass more than they filtered. `members` or `logs` is None
+        when Silver holds no such table: their features are then missing. `logs_from` is the first day the
+    logs cover (Gold passes Silver's); windows starting before it are missing. Raw events (live /predict)
+    have no such bound: None keeps every window. Plain numpy over sorted keys,
+        so a whole bucket and a single user go through exactly the same arithmetic.
     """
     day = day_number(as_of)
     tx = transactions.select(TRANSACTION_COLUMNS)
@@ -266,10 +315,17 @@ def build_features(
             for c in ["msno", "user_id", *FEATURE_NAMES]
         }
         return pd.DataFrame(empty).astype({"user_id": np.int64})
+    member_rows = MEMBERS.schema.empty_table() if members is None else members  # no row for anyone
     features = {
         **tx_features,
-        **_member_features(members.select(MEMBER_COLUMNS), population, day),
-        **_listening_features(logs.select(LOG_COLUMNS), population, day),
+        **_member_features(member_rows.select(MEMBER_COLUMNS), population, day),
+        **(
+            _absent_listening(population.size)
+            if logs is None
+            else _listening_features(
+                logs.select(LOG_COLUMNS), population, day, _uncovered_windows(as_of, logs_from)
+            )
+        ),
     }
     names = users["msno"].to_numpy(zero_copy_only=False)
     at = _last_positions(users["user_id"].to_numpy(), population)

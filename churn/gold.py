@@ -3,7 +3,8 @@
 Users never span buckets, so each bucket is an independent task (no shuffle) and no process ever holds
 more than one bucket's rows. Outputs are keyed by msno (with the internal user_id alongside):
 
-    gold/labels/cohort=YYYY-MM/part-NNN.parquet      msno, user_id, is_churn, expiry_date
+    gold/labels/cohort=YYYY-MM/part-NNN.parquet      msno, user_id, is_churn, expiry_date (the rule's;
+                                                     null for released labels the rule cannot place)
     gold/features/as_of=YYYY-MM-DD/part-NNN.parquet  msno, user_id, one column per feature of SPEC
     .../_manifest.json                               rows, spec hash, the Silver state read, timings
 
@@ -22,21 +23,20 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churn import kkbox
 from churn.compute import run_tasks
 from churn.contracts import features_schema
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES, SPEC_HASH, WINDOWS, build_features
-from churn.ingest import LAYOUT, STATE, read_silver
-from churn.labels import RENEWAL_WINDOW_DAYS, label_cohort, parse_cohort
+from churn.ingest import LAYOUT, STATE, file_stamp, read_silver, silver_parts, silver_tables
+from churn.labels import RENEWAL_WINDOW_DAYS, label_cohort, parse_cohort, released_file, rule_agreement
 from churn.lake import Lake
 from churn.settings import Settings
 from churn.userkey import bucket_of, decode_msno, user_id_of
 
 log = logging.getLogger(__name__)
-
-RELEASED_LABELS = {"2017-02": "bronze/train.csv", "2017-03": "bronze/train_v2.csv"}
 
 
 def bucket_count(lake: Lake) -> int:
@@ -53,12 +53,16 @@ def silver_version(lake: Lake) -> str:
     return hashlib.sha256(json.dumps(digest, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def silver_last_day(lake: Lake, table: str = "transactions") -> dt.date | None:
-    """The latest event date of a Silver table, from the Parquet statistics of its parts."""
+class SilverRangeError(ChurnError):
+    """A date outside what Silver holds: after its newest day, or before any of its data."""
+
+
+def _silver_date_bounds(lake: Lake, table: str) -> tuple[dt.date | None, dt.date | None]:
+    """The earliest and latest event dates of a Silver table, from the Parquet statistics of its parts."""
     import pyarrow.parquet as pq
 
     spec = kkbox.TABLES[table]
-    latest = None
+    first = last = None
     for part in lake.glob(f"silver/{table}/bucket=*/*.parquet"):
         with lake.open(part) as handle:
             metadata = pq.ParquetFile(handle).metadata
@@ -66,12 +70,74 @@ def silver_last_day(lake: Lake, table: str = "transactions") -> dt.date | None:
         for group in range(metadata.num_row_groups):
             stats = metadata.row_group(group).column(column).statistics
             if stats is not None and stats.has_min_max:
-                latest = stats.max if latest is None else max(latest, stats.max)
-    return latest
+                first = stats.min if first is None else min(first, stats.min)
+                last = stats.max if last is None else max(last, stats.max)
+    return first, last
+
+
+def silver_first_day(lake: Lake, table: str = "transactions") -> dt.date | None:
+    """The earliest event date of a Silver table, from the Parquet statistics of its parts."""
+    return _silver_date_bounds(lake, table)[0]
+
+
+def silver_last_day(lake: Lake, table: str = "transactions") -> dt.date | None:
+    """The latest event date of a Silver table, from the Parquet statistics of its parts."""
+    return _silver_date_bounds(lake, table)[1]
+
+
+def silver_days_per_month(lake: Lake, table: str) -> dict[str, int]:
+    """How many distinct days of each month ("YYYY-MM") a Silver table holds rows on.
+
+    Coverage, not the earliest date: one stray early row must not pass for a history. A cheap aggregate:
+    only the date column of each part is read, one part at a time (parts are sorted by user, so the
+    row-group statistics span every date and cannot answer this)."""
+    column = kkbox.TABLES[table].date_column
+    days = np.zeros(0, dtype=np.int64)
+    for part in silver_parts(lake, table):
+        dates = lake.read_parquet(part, columns=[column])[column]
+        days = np.union1d(days, pc.unique(dates.cast(pa.int32())).to_numpy().astype(np.int64))
+    months, counts = np.unique(kkbox.to_yyyymmdd(days) // 100, return_counts=True)
+    return {f"{m // 100:04d}-{m % 100:02d}": int(n) for m, n in zip(months, counts, strict=True)}
+
+
+def _silver_span(lake: Lake) -> tuple[dt.date | None, dt.date | None]:
+    """(first transaction date, newest log or transaction date) of Silver; None where it has no rows."""
+    first, last = _silver_date_bounds(lake, "transactions")
+    days = [day for day in (last, silver_last_day(lake, "user_logs")) if day is not None]
+    return first, max(days) if days else None
+
+
+def silver_newest_day(lake: Lake) -> dt.date | None:
+    """Silver's newest day: the latest user log or transaction date ingested (None when Silver is empty).
+    Nothing is known about later dates, so nothing is computed or published for them."""
+    return _silver_span(lake)[1]
+
+
+def require_silver_covers(lake: Lake, day: dt.date, what: str) -> None:
+    """Refuse a date (`what` names it: "score date", "features as of", ...) that Silver cannot answer:
+    after its newest day (long or corrupt expiries would make users look active far ahead, and retention
+    would drop real dates), or before its first transaction (no user has features then)."""
+    first, newest = _silver_span(lake)
+    if newest is None:
+        raise SilverRangeError(f"no Silver data under {lake.uri('silver')}: run `churn ingest` first")
+    if day > newest:
+        raise SilverRangeError(
+            f"{what} {day} is after Silver's newest day {newest} (the latest log or transaction ingested): "
+            "ingest the data up to that date first"
+        )
+    if first is None or day < first:
+        raise SilverRangeError(
+            f"no Silver data on or before {day} ({what}): the first transaction is {first}, so no user "
+            "has features then"
+        )
 
 
 # -- labels ---------------------------------------------------------------------------------------------
-def _label_task(lake_url: str, options: dict[str, Any], bucket: int, cohort: str, prefix: str) -> int:
+def _label_task(
+    lake_url: str, options: dict[str, Any], bucket: int, cohort: str, prefix: str | None
+) -> pa.Table:
+    """The rule's labels of one bucket (user_id, is_churn, expiry_date), written as a Gold part when
+    `prefix` is set."""
     lake = Lake(lake_url, options)
     tx = read_silver(lake, "transactions", bucket)
     labels = label_cohort(tx, cohort, key="user_id")
@@ -84,41 +150,131 @@ def _label_task(lake_url: str, options: dict[str, Any], bucket: int, cohort: str
             "expiry_date": pa.array(labels["expiry"].to_numpy().astype(np.int32)).cast(pa.date32()),
         }
     )
-    lake.write_parquet(f"{prefix}/part-{bucket:03d}.parquet", table, dictionary=False)
-    return table.num_rows
+    if prefix is not None:
+        lake.write_parquet(f"{prefix}/part-{bucket:03d}.parquet", table, dictionary=False)
+    return table.select(["user_id", "is_churn", "expiry_date"])
+
+
+class LabelFileError(ChurnError):
+    """A released label file that is not `msno,is_churn` rows with a well-formed, unique msno and 0/1."""
+
+
+def _released_labels(lake: Lake, path: str) -> pa.Table:
+    """A released label file (msno,is_churn) as Gold rows (msno, user_id, is_churn).
+
+    Checked before anything is written, since it overrides the rule for its cohort: the header, then per
+    row an is_churn of 0 or 1 (empty, 2 or text would be stored as a label or a null), a well-formed and
+    unique msno (a repeat would label a user twice). The first bad row is named by file line (the header
+    is line 1), field and value, with the count of rows failing the same check."""
+    import pyarrow.csv as pacsv
+
+    expected = ",".join(kkbox.LABELS.column_names)
+    with lake.open(path, "rb") as handle:
+        header = handle.readline().decode("utf-8", "replace").rstrip("\r\n").lstrip("\ufeff")
+    if header != expected:
+        raise LabelFileError(f"{lake.uri(path)} line 1: header is {header[:200]!r}, expected {expected!r}")
+    uneven: list[Any] = []  # rows with too many or too few fields, numbered by file line
+
+    def keep_aside(row: Any) -> str:
+        uneven.append(row)
+        return "skip"
+
+    with lake.open(path, "rb") as handle:
+        rows = pacsv.read_csv(
+            handle,
+            read_options=pacsv.ReadOptions(
+                column_names=kkbox.LABELS.column_names, skip_rows=1, use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=keep_aside),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in kkbox.LABELS.column_names},
+                strings_can_be_null=False,
+            ),
+        )
+    if uneven:
+        raise LabelFileError(
+            f"{lake.uri(path)} line {uneven[0].number}: {uneven[0].actual_columns} fields, expected "
+            f"msno,is_churn ({len(uneven)} such rows); nothing written"
+        )
+    msno = rows["msno"].combine_chunks()
+    churn = rows["is_churn"].to_numpy(zero_copy_only=False)
+    user_ids, bad_msno = decode_msno(msno)
+    names = msno.to_numpy(zero_copy_only=False)
+    _, first_seen, inverse = np.unique(names, return_index=True, return_inverse=True)
+    repeat = first_seen[inverse] != np.arange(names.size)
+    problems = [
+        (~np.isin(churn, ["0", "1"]), lambda i: f"is_churn is {churn[i]!r}, expected 0 or 1"),
+        (bad_msno, lambda i: f"msno {names[i][:60]!r} is not a 44-character KKBox id"),
+        (repeat, lambda i: f"msno {names[i]} repeats line {first_seen[inverse[i]] + 2}"),
+    ]
+    for failing, describe in problems:
+        if failing.any():
+            first = int(np.flatnonzero(failing)[0])
+            raise LabelFileError(
+                f"{lake.uri(path)} line {first + 2}: {describe(first)} ({int(failing.sum())} such rows); "
+                "nothing written"
+            )
+    return pa.table({"msno": msno, "user_id": user_ids,
+                     "is_churn": pa.array(churn.astype(np.int8))})  # fmt: skip
+
+
+def released_version(lake: Lake, cohort: str) -> str:
+    """Identity (size and stamp) of the cohort's released label file, "" when there is none: labels
+    built before the file arrived (or changed) are rebuilt."""
+    path = released_file(cohort)
+    return f"{lake.size(path)}:{file_stamp(lake, path)}" if path and lake.exists(path) else ""
+
+
+def _with_rule_expiry(released: pa.Table, rule: pa.Table | None) -> pa.Table:
+    """Released labels with the expiry the rule measures the gap from, for the users of the rule's
+    cohort; null for the others and when the rule cannot run (Silver ends before the renewal window)."""
+    expiry = pa.nulls(released.num_rows, pa.date32())
+    if rule is not None:
+        at = pc.index_in(released["user_id"], value_set=rule["user_id"].combine_chunks())
+        expiry = pc.take(rule["expiry_date"].combine_chunks(), at)
+    return released.append_column("expiry_date", expiry)
 
 
 def build_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> dict[str, Any]:
-    """Gold labels of a cohort: the WSDM rule over Silver when Silver reaches 30 days past the month,
-    else the released label file for the cohort (train.csv / train_v2.csv: the truth for real data)."""
+    """Gold labels of a cohort: the released label file where one covers the cohort (train.csv:
+    2017-02, train_v2.csv: 2017-03; the truth the challenge scored against), else the WSDM rule over
+    Silver, which needs transactions up to 30 days past the month. Where both are possible the manifest
+    records the rule's agreement with the released file on the users both label."""
     started = time.perf_counter()
     _, month_end = parse_cohort(cohort)
     needed = month_end + dt.timedelta(days=RENEWAL_WINDOW_DAYS)
     prefix = f"gold/labels/cohort={cohort}"
     buckets = bucket_count(lake)
     last = silver_last_day(lake)
-    lake.remove(prefix)
-    if last is not None and last >= needed:
-        tasks = [(lake.url, lake.storage_options, b, cohort, prefix) for b in range(buckets)]
-        rows = sum(run_tasks(settings, _label_task, tasks))
-        source = "wsdm rule over silver/transactions"
-    elif cohort in RELEASED_LABELS and lake.exists(RELEASED_LABELS[cohort]):
-        released = lake.read_csv(RELEASED_LABELS[cohort])
-        user_ids, bad = decode_msno(released["msno"])
-        if bad.any():
-            raise ChurnError(f"{RELEASED_LABELS[cohort]}: {int(bad.sum())} rows have a malformed msno")
-        table = pa.table({"msno": released["msno"], "user_id": user_ids,
-                          "is_churn": released["is_churn"].cast(pa.int8())})  # fmt: skip
-        lake.write_parquet(f"{prefix}/part-000.parquet", table, dictionary=False)
-        rows, source = table.num_rows, RELEASED_LABELS[cohort]
-    else:
+    path = released_file(cohort)
+    released = _released_labels(lake, path) if path and lake.exists(path) else None
+    rule_possible = last is not None and last >= needed
+    if released is None and not rule_possible:
         raise ChurnError(
             f"cannot label cohort {cohort}: the rule needs transactions up to {needed}, Silver ends {last}, "
             "and no released label file covers it"
         )
+    lake.remove(prefix)
+    rule = None
+    if rule_possible:
+        tasks = [
+            (lake.url, lake.storage_options, b, cohort, None if released else prefix) for b in range(buckets)
+        ]
+        rule = pa.concat_tables(run_tasks(settings, _label_task, tasks))
+    extra: dict[str, Any] = {}
+    if released is not None:
+        lake.write_parquet(f"{prefix}/part-000.parquet", _with_rule_expiry(released, rule), dictionary=False)
+        rows, source = released.num_rows, path
+        extra["rule_agreement"] = None if rule is None else rule_agreement(
+            rule["user_id"].to_numpy(), rule["is_churn"].to_numpy(),
+            released["user_id"].to_numpy(), released["is_churn"].to_numpy(),
+        )  # fmt: skip
+    else:
+        rows, source = rule.num_rows, "wsdm rule over silver/transactions"
     manifest = {
-        "cohort": cohort, "rows": rows, "source": source, "silver_version": silver_version(lake),
-        "run_id": run_id, "seconds": round(time.perf_counter() - started, 3),
+        "cohort": cohort, "rows": rows, "source": source, **extra, "silver_version": silver_version(lake),
+        "released_version": released_version(lake, cohort), "run_id": run_id,
+        "seconds": round(time.perf_counter() - started, 3),
     }  # fmt: skip
     lake.write_json(f"{prefix}/_manifest.json", manifest)
     return manifest
@@ -132,24 +288,39 @@ def read_labels(lake: Lake, cohort: str) -> pa.Table:
 # -- features ---------------------------------------------------------------------------------------------
 def _silver_for(
     lake: Lake, bucket: int, as_of: dt.date, user_id: int | None = None
-) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
-    """The Silver rows `build_features` needs for one bucket (or one user of it), pruned by date."""
+) -> tuple[pa.Table | None, pa.Table, pa.Table | None, pa.Table]:
+    """The Silver rows `build_features` needs for one bucket (or one user of it), pruned by date; None
+    for a table Silver does not hold at all (its features are then missing, not zero)."""
     only_user = [("user_id", "=", user_id)] if user_id is not None else []
-    first_log_day = as_of - dt.timedelta(days=max(WINDOWS) - 1)
-    members = read_silver(lake, "members", bucket, filters=only_user or None)
+    first_log_day = as_of - min(dt.timedelta(days=max(WINDOWS) - 1), as_of - dt.date.min)  # no overflow
+    present = silver_tables(lake)
+    members = (
+        read_silver(lake, "members", bucket, filters=only_user or None) if "members" in present else None
+    )
     transactions = read_silver(
         lake, "transactions", bucket, filters=[*only_user, ("transaction_date", "<=", as_of)]
     )
-    logs = read_silver(
-        lake, "user_logs", bucket, filters=[*only_user, ("date", ">=", first_log_day), ("date", "<=", as_of)]
-    )
+    logs = (
+        read_silver(lake, "user_logs", bucket,
+                    filters=[*only_user, ("date", ">=", first_log_day), ("date", "<=", as_of)])
+        if "user_logs" in present
+        else None
+    )  # fmt: skip
     users = read_silver(lake, "users", bucket, filters=only_user or None)
     return members, transactions, logs, users
 
 
-def _feature_task(lake_url: str, options: dict[str, Any], bucket: int, as_of: dt.date, prefix: str) -> int:
+def _feature_task(
+    lake_url: str,
+    options: dict[str, Any],
+    bucket: int,
+    as_of: dt.date,
+    prefix: str,
+    logs_from: dt.date | None,
+) -> int:
     lake = Lake(lake_url, options)
-    frame = features_schema().validate(build_features(*_silver_for(lake, bucket, as_of), as_of))
+    frame = build_features(*_silver_for(lake, bucket, as_of), as_of, logs_from=logs_from)
+    frame = features_schema().validate(frame)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     lake.write_parquet(f"{prefix}/part-{bucket:03d}.parquet", table, dictionary=False)
     return len(frame)
@@ -161,14 +332,19 @@ def features_prefix(as_of: dt.date) -> str:
 
 
 def build_gold_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: str) -> dict[str, Any]:
-    """Gold features of every user with a transaction on or before `as_of`, one task per bucket."""
+    """Gold features of every user with a transaction on or before `as_of`, one task per bucket; a date
+    outside Silver is refused before anything is written (SilverRangeError). Listening windows that
+    start before Silver's first user-log day are missing (see `churn.features.uncovered_features`)."""
     started = time.perf_counter()
     prefix = features_prefix(as_of)
     buckets = bucket_count(lake)
-    tasks = [(lake.url, lake.storage_options, b, as_of, prefix) for b in range(buckets)]
+    require_silver_covers(lake, as_of, "features as of")
+    logs_from = silver_first_day(lake, "user_logs")
+    tasks = [(lake.url, lake.storage_options, b, as_of, prefix, logs_from) for b in range(buckets)]
     rows = sum(run_tasks(settings, _feature_task, tasks))
     manifest = {
         "as_of": as_of.isoformat(), "rows": rows, "features": list(FEATURE_NAMES), "spec_hash": SPEC_HASH,
+        "logs_from": logs_from.isoformat() if logs_from else None,
         "silver_version": silver_version(lake), "run_id": run_id, "buckets": buckets,
         "seconds": round(time.perf_counter() - started, 3),
     }  # fmt: skip
@@ -181,14 +357,19 @@ def read_features(lake: Lake, as_of: dt.date) -> pa.Table:
     return lake.read_parquet(features_prefix(as_of))
 
 
-def user_features(lake: Lake, msno: str, as_of: dt.date) -> dict[str, Any] | None:
-    """The live path: one user's features as of a date from that user's Silver rows (None if unknown)."""
+def user_features(
+    lake: Lake, msno: str, as_of: dt.date, *, logs_from: dt.date | None
+) -> dict[str, Any] | None:
+    """The live path: one user's features as of a date from that user's Silver rows (None if unknown).
+    `logs_from` is Silver's first user-log day (`silver_first_day(lake, "user_logs")`), the coverage bound
+    Gold uses, so both give the same numbers; a server reads it once and refreshes it, rather than scan
+    every part's statistics per request."""
     try:
         user_id = user_id_of(msno)
     except ValueError as error:
         raise ChurnError(str(error)) from None
     bucket = int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
-    frame = build_features(*_silver_for(lake, bucket, as_of, user_id), as_of)
+    frame = build_features(*_silver_for(lake, bucket, as_of, user_id), as_of, logs_from=logs_from)
     return None if frame.empty else frame.iloc[0].to_dict()
 
 
@@ -201,7 +382,10 @@ def _fresh(lake: Lake, manifest_path: str, **expected: str) -> bool:
 
 def ensure_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> bool:
     """Build a cohort's labels unless they were built from the current Silver; True when built."""
-    if _fresh(lake, f"gold/labels/cohort={cohort}/_manifest.json", silver_version=silver_version(lake)):
+    manifest = f"gold/labels/cohort={cohort}/_manifest.json"
+    if _fresh(
+        lake, manifest, silver_version=silver_version(lake), released_version=released_version(lake, cohort)
+    ):
         return False
     log.info("building labels of cohort %s", cohort)
     build_labels(lake, settings, cohort, run_id)

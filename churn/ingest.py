@@ -1,12 +1,13 @@
 """Bronze -> Silver: typed, deduplicated, bucketed Parquet, with bad rows quarantined and counted.
 
-Sources are the Kaggle dump files under `bronze/` and the daily drops `bronze/<table>/dt=D/*.csv`. Each
-source is parsed in blocks (Dask tasks); good rows are split by user bucket into a staging area, and only
-when every source of the run is within the bad-row threshold are the staged rows compacted (sorted by user
-and date, exact duplicates removed) into new parts, still in staging; when all of them are written they
-are moved to `silver/<table>/bucket=NNN/part-<source>.parquet`. A run that fails before that point leaves
-Silver as it was. A source is ingested once: its size and modification stamp are kept in
-`silver/_state.json`, so a rerun skips it, and a forced rerun rewrites the same parts (no duplicates).
+Sources are the Kaggle dump files under `bronze/` (any subset of them: what is missing is named) and the
+daily drops `bronze/<table>/dt=D/*.csv`. Each source is parsed in blocks (Dask tasks); good rows are split
+by user bucket into a staging area, and only when every source of the run is within the bad-row threshold
+are the staged rows compacted (sorted by user and date, exact duplicates removed) into new parts, still in
+staging; when all of them are written they are moved to `silver/<table>/bucket=NNN/part-<source>.parquet`. A
+run that fails before that point leaves Silver as it was. A source is ingested once: its size and
+modification stamp are kept in `silver/_state.json`, so a rerun skips it, and a forced rerun rewrites the
+same parts (no duplicates).
 
 Silver layout: all rows of a user live in one bucket (`user_id % buckets`), sorted by user and date, so
 per-user work downstream reads one bucket at a time with no shuffle.
@@ -83,16 +84,36 @@ class SourceReport:
 
 
 # -- discovery and up-front checks ----------------------------------------------------------------------
+def dump_files() -> list[str]:
+    """Every file of the Kaggle dump the system reads: the tables' files, then the released labels."""
+    return [f for t in kkbox.TABLES.values() for f in t.dump_files] + list(kkbox.LABELS.dump_files)
+
+
+def missing_dump_files(lake: Lake) -> list[str]:
+    """The dump files absent from Bronze and never ingested: what this lake cannot answer from.
+
+    A partial download (the "v2" set alone, the v1 set alone, any tables) is fine; what it lacks is
+    named so its consequences (no history for training, no released labels for a cohort) can be traced.
+    A lake fed by daily drops alone (no dump file ever) is not a partial dump: nothing is named.
+    """
+    state: dict[str, Any] = lake.read_json(STATE) if lake.exists(STATE) else {}
+    paths = [f"bronze/{name}" for name in dump_files()]
+    missing = [path for path in paths if path not in state and not lake.exists(path)]
+    drops = any("/dt=" in path for path in state) or lake.glob("bronze/*/dt=*/*.csv")
+    return [] if len(missing) == len(paths) and drops else missing
+
+
 def discover(lake: Lake) -> list[Source]:
-    """All Bronze sources, the dump files first, then daily drops by date; a partial dump is an error."""
+    """All Bronze sources: the dump files present (any subset), then daily drops by date.
+
+    Only plain `.csv` files are sources: compressed downloads are unpacked into plain CSVs in Bronze by
+    a step that runs before this one, so every source here can be read in byte ranges.
+    """
     sources: list[Source] = []
-    expected = [(t, f) for t in kkbox.TABLES.values() for f in t.dump_files]
-    present = [(t, f) for t, f in expected if lake.exists(f"bronze/{f}")]
-    if present and len(present) != len(expected):
-        missing = ", ".join(f"bronze/{f}" for t, f in expected if (t, f) not in present)
-        raise IngestError(f"incomplete Kaggle dump under {lake.uri('bronze')}: missing {missing}")
-    for table, name in present:
-        sources.append(Source(table.name, f"bronze/{name}", f"dump-{name.removesuffix('.csv')}"))
+    for table in kkbox.TABLES.values():
+        for name in table.dump_files:
+            if lake.exists(f"bronze/{name}"):
+                sources.append(Source(table.name, f"bronze/{name}", f"dump-{name.removesuffix('.csv')}"))
     daily = []
     for table in kkbox.TABLES:
         for path in lake.glob(f"bronze/{table}/dt=*/*.csv"):
@@ -104,9 +125,9 @@ def discover(lake: Lake) -> list[Source]:
         # The file name is part of the slug: two files in one day's folder are two sources.
         sources.append(Source(table, path, f"dt-{day}" if stem == table else f"dt-{day}-{stem}"))
     if not sources:
-        files = ", ".join(f for _, f in expected)
+        files = ", ".join(f for t in kkbox.TABLES.values() for f in t.dump_files)
         raise IngestError(
-            f"no Bronze input under {lake.uri('bronze')}: expected the Kaggle files ({files}) "
+            f"no Bronze input under {lake.uri('bronze')}: expected the Kaggle files (any of {files}) "
             "or daily drops bronze/<table>/dt=YYYY-MM-DD/<table>.csv"
         )
     return sources
@@ -130,7 +151,7 @@ def check_header(lake: Lake, source: Source) -> int:
     return len(first)
 
 
-def _stamp(lake: Lake, path: str) -> str:
+def file_stamp(lake: Lake, path: str) -> str:
     """A cheap identity of a file's version: its modification time or ETag."""
     info = lake.fs.info(lake.path(path))
     return str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or "")
@@ -270,6 +291,8 @@ class IngestReport:
     sources: list[SourceReport]
     skipped: list[str]
     seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)  # dump files neither in Bronze nor ingested before
+    unpacked: list[dict[str, Any]] = field(default_factory=list)  # CSVs unpacked from Bronze archives first
 
     def summary(self) -> dict[str, Any]:
         """The manifest document."""
@@ -285,6 +308,8 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "tables": tables,
             "skipped": self.skipped,
+            "missing": self.missing,
+            "unpacked": self.unpacked,
             "inputs": [
                 {
                     "path": r.source.path,
@@ -321,19 +346,27 @@ def ingest(
     """Ingest every Bronze source not yet in Silver (all of them with `force`; only `sources` if given)."""
     started = time.perf_counter()
     buckets = settings.silver_buckets
+    from churn.archives import unpack_bronze  # imported here: archives builds on this module
+
+    unpacked = unpack_bronze(lake).summary() if sources is None else []
     sources = discover(lake) if sources is None else sources
     headers = {s: check_header(lake, s) for s in sources}
     _check_layout(lake, buckets)
     state: dict[str, Any] = lake.read_json(STATE) if lake.exists(STATE) else {}
     reports, skipped = [], []
     for source in sources:
-        size, stamp = lake.size(source.path), _stamp(lake, source.path)
+        size, stamp = lake.size(source.path), file_stamp(lake, source.path)
         known = state.get(source.path)
         if not force and known and known["size"] == size and known["stamp"] == stamp:
             skipped.append(source.path)
             continue
         reports.append(SourceReport(source, size, stamp))
-    report = IngestReport(run_id, reports, skipped)
+    report = IngestReport(run_id, reports, skipped, missing=missing_dump_files(lake), unpacked=unpacked)
+    if report.missing:
+        log.warning(
+            "Kaggle files not in %s (ingesting what is there; see the README for what each subset "
+            "allows): %s", lake.uri("bronze"), ", ".join(report.missing),
+        )  # fmt: skip
     if not reports:
         report.seconds = time.perf_counter() - started
         return report
@@ -430,6 +463,11 @@ def silver_parts(lake: Lake, table: str, bucket: int | None = None) -> list[str]
     pattern = f"silver/{table}/bucket={'*' if bucket is None else f'{bucket:03d}'}/*.parquet"
     # The history dump first, then the daily drops by date, so "the last row of a user" is the newest.
     return sorted(lake.glob(pattern), key=lambda path: ("/part-dump-" not in path, path))
+
+
+def silver_tables(lake: Lake) -> list[str]:
+    """The tables Silver holds rows of; the others were never delivered, so their features are missing."""
+    return [table for table in kkbox.TABLES if lake.exists(f"silver/{table}")]  # one cheap look each
 
 
 def read_silver(

@@ -108,8 +108,12 @@ LABELS = Table(
     columns=(("msno", pa.string()), ("is_churn", pa.int8())),
 )
 
+RELEASED_COHORTS: dict[str, str] = {"train.csv": "2017-02", "train_v2.csv": "2017-03"}
+"""The cohort month each released label file holds (February and March 2017 expiries)."""
+
 TABLES: dict[str, Table] = {t.name: t for t in (MEMBERS, TRANSACTIONS, USER_LOGS)}
-"""The tables the ingest turns into Silver (labels are derived by the WSDM rule, not ingested)."""
+"""The tables the ingest turns into Silver (labels are read from the released files or derived by the
+WSDM rule, not ingested)."""
 
 SAMPLE_SUBMISSION = "sample_submission_v2.csv"
 MSNO_LENGTH = 44

@@ -20,10 +20,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.errors import ChurnError
+from churn.kkbox import RELEASED_COHORTS
 
 RENEWAL_WINDOW_DAYS = 30
 ORDER_COLUMNS = ("payment_method_id", "payment_plan_days", "plan_list_price", "transaction_date",
                  "membership_expire_date", "is_cancel")  # fmt: skip
+
+
+def released_file(cohort: str) -> str | None:
+    """The Bronze path of the released label file of a cohort (train.csv: 2017-02, train_v2.csv:
+    2017-03), None for the other cohorts. Where it exists it is the truth: the challenge scored
+    against it, and public re-implementations of the rule reproduce only 95-99% of it."""
+    names = [name for name, month in RELEASED_COHORTS.items() if month == cohort]
+    return f"bronze/{names[0]}" if names else None
+
+
+def rule_agreement(
+    rule_users: np.ndarray, rule_churn: np.ndarray, released_users: np.ndarray, released_churn: np.ndarray
+) -> dict[str, float | int | None]:
+    """How well the rule reproduces a released file on the users both label: counts and the share of
+    equal labels (1.0 on generated data, whose files the rule wrote; on real data it measures the rule).
+    """
+    rule = pd.Series(np.asarray(rule_churn, dtype=np.int8), index=np.asarray(rule_users))
+    released = pd.Series(np.asarray(released_churn, dtype=np.int8), index=np.asarray(released_users))
+    both = rule.index.intersection(released.index)
+    agree = int((rule.loc[both].to_numpy() == released.loc[both].to_numpy()).sum())
+    return {
+        "released_users": int(released.size), "rule_users": int(rule.size), "both": int(both.size),
+        "agree": agree, "share": agree / both.size if both.size else None,
+    }  # fmt: skip
 
 
 def parse_cohort(cohort: str) -> tuple[dt.date, dt.date]:

@@ -90,16 +90,18 @@ def train(
     sample_fraction: float = 1.0,
     promote: bool = True,
     run_id: str | None = None,
+    allow_short_history: bool = False,
 ) -> dict[str, Any]:
     """Train on the cohorts before `cohort`, validate on it, register; promote through the gate when
-    `promote` (else the version stays challenger)."""
+    `promote` (else the version stays challenger). `allow_short_history` trains on a Silver whose history
+    is shorter than the training cohorts need (challenger only; see `churn.training.train`)."""
     from churn.training import train as run_training
 
     settings = get_settings()
     params = _params(overrides)
     with run_context("train", run_id or new_run_id("train", cohort)) as rid:
         result = run_training(_lake(), settings, params, cohort, rid, sample_fraction=sample_fraction,
-                              promote=promote)  # fmt: skip
+                              promote=promote, allow_short_history=allow_short_history)  # fmt: skip
     metrics = {k: v for k, v in result.metrics.items() if k.startswith(("val_", "oracle_"))}
     return {"cohort": cohort, "version": result.version, "promoted": result.decision.promote,
             "reason": result.decision.reason, "mlflow_run_id": result.run_id, "metrics": metrics}  # fmt: skip

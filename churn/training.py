@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn import drift, gold, registry
+from churn import drift, gold, kkbox, registry
 from churn.errors import ChurnError
 from churn.evaluation import classification_metrics, plots
 from churn.features import FEATURE_NAMES, SPEC_HASH
@@ -55,6 +55,10 @@ SKOPS_TRUSTED_TYPES = [
 ]  # fmt: skip
 
 
+class ShortHistoryError(ChurnError):
+    """Silver lacks the history a leak-free training needs; the message names the files that hold it."""
+
+
 @dataclass
 class TrainResult:
     """What a training run produced: the registered version, its figures and the gate's decision."""
@@ -83,6 +87,76 @@ def cohorts_before(cohort: str, count: int) -> list[str]:
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
         months.append(f"{year:04d}-{month:02d}")
     return months[::-1]
+
+
+HISTORY_TABLES = {"transactions": "transactions", "user_logs": "user logs"}
+COVERED_DAY_SHARE = 0.5
+
+
+def history_gaps(lake: Lake, cohorts: list[str]) -> dict[str, list[str]]:
+    """Per cohort, the history tables Silver does not cover on its eve (empty when all are covered).
+
+    The rule: a cohort's features are taken on its eve, the last day of the month before, so that month
+    must hold rows of the table on at least half of its days (`COVERED_DAY_SHARE`). Counting days with
+    data, not the earliest date, is what makes it robust: one stray early row (or a few) is not a
+    history, while a real table (transactions and logs every day) covers whole months; the cost is one
+    pass over the date column of each Silver part (see `gold.silver_days_per_month`). The "v2" set of the
+    Kaggle dump covers March 2017 only, so no eve before it is covered."""
+    coverage = {table: gold.silver_days_per_month(lake, table) for table in HISTORY_TABLES}
+    gaps = {}
+    for cohort in cohorts:
+        eve = snapshot_date(cohort)
+        lacking = [
+            what for table, what in HISTORY_TABLES.items()
+            if coverage[table].get(eve.strftime("%Y-%m"), 0) < COVERED_DAY_SHARE * eve.day
+        ]  # fmt: skip
+        if lacking:
+            gaps[cohort] = lacking
+    return gaps
+
+
+def describe_gaps(gaps: dict[str, list[str]]) -> str:
+    """'2017-01 (eve 2016-12-31): no transactions, user logs in 2016-12; ...' (the tag and the messages)."""
+    return "; ".join(
+        f"{cohort} (eve {snapshot_date(cohort)}): no {', '.join(lacking)} in {snapshot_date(cohort):%Y-%m}"
+        for cohort, lacking in gaps.items()
+    )
+
+
+def _history_files(gaps: dict[str, list[str]]) -> str:
+    tables = [t for t, what in HISTORY_TABLES.items() if any(what in lacking for lacking in gaps.values())]
+    return (
+        f"{' and '.join(kkbox.TABLES[t].dump_files[0] for t in tables)} of the Kaggle dump "
+        f"({kkbox.HISTORY_START}..{kkbox.DUMP_V1_END}) or daily drops: add them to Bronze and run "
+        "`churn ingest`"
+    )
+
+
+def short_history_error(
+    lake: Lake, cohort: str, train_cohorts: list[str], gaps: dict[str, list[str]], trainable: list[str]
+) -> ShortHistoryError:
+    """The refusal of a training Silver cannot support: the missing history and the files that hold it.
+    With no training cohort (or no validation cohort) whose eve has transactions there is nothing to
+    train on at all, so the opt-in is not offered and the message says what the lake still allows."""
+    first, last = train_cohorts[0], train_cohorts[-1]
+    intro = (
+        f"training on cohorts {first}..{last} (validated on {cohort}) takes features on each cohort's eve "
+        f"({snapshot_date(first)}..{snapshot_date(cohort)}), but Silver lacks: {describe_gaps(gaps)}"
+    )
+    if not trainable or "transactions" in gaps.get(cohort, []):
+        released = [f"{name} for {month}" for name, month in kkbox.RELEASED_COHORTS.items()
+                    if lake.exists(f"bronze/{name}")]  # fmt: skip
+        return ShortHistoryError(
+            f"no leak-free training is possible on this lake: {intro}. --allow-short-history cannot help: "
+            "there is no cohort with a history to train or validate on. This lake supports ingest, labels "
+            f"(released: {', '.join(released) or 'none'}), features and scoring with a champion trained "
+            f"elsewhere. The history is in {_history_files(gaps)}"
+        )
+    return ShortHistoryError(
+        f"cannot train without leaking or inventing: {intro}. That history is in {_history_files(gaps)}; "
+        f"or pass --allow-short-history to train on what is there (cohorts {', '.join(trainable)}; "
+        "features Silver cannot see are missing; registered as challenger, never promoted automatically)"
+    )
 
 
 def ensure_gold(lake: Lake, settings: Settings, cohort: str, run_id: str) -> None:
@@ -279,17 +353,32 @@ def train(
     run_id: str,
     sample_fraction: float = 1.0,
     promote: bool = True,
+    allow_short_history: bool = False,
 ) -> TrainResult:
     """Train on the cohorts before `cohort`, validate on it, register the best candidate, gate it.
 
     `sample_fraction` < 1 trains on that share of the training users (a stable hash: quick trial runs);
     the validation cohort is never sampled. With `promote` False the version is registered as
     challenger whatever its figures (the gate's figures are still computed and logged).
+
+    A Silver that does not cover every cohort's eve (`history_gaps`) stops the run (ShortHistoryError)
+    before anything is built. Without any training cohort whose eve has transactions, or without them on
+    the validation cohort's eve (the "v2" set alone), no training exists and `allow_short_history` does
+    not change that. Otherwise `allow_short_history` trains on the cohorts whose eve has transactions
+    (the others are left out) with the listening features Silver cannot see missing; the figures are
+    then not comparable with a full-history model's, so the version is registered as challenger, tagged
+    `short_history`, and only a manual `churn model promote` makes it champion.
     """
     if not 0.0 < sample_fraction <= 1.0:
         raise ChurnError(f"sample_fraction must be in (0, 1], got {sample_fraction}")
     started = time.perf_counter()
     train_cohorts = cohorts_before(cohort, params.train.train_cohorts)
+    gaps = history_gaps(lake, [*train_cohorts, cohort])
+    trainable = [month for month in train_cohorts if "transactions" not in gaps.get(month, [])]
+    if gaps and (not allow_short_history or not trainable or "transactions" in gaps.get(cohort, [])):
+        raise short_history_error(lake, cohort, train_cohorts, gaps, trainable)  # before building anything
+    short_history = describe_gaps(gaps)
+    train_cohorts = trainable
     for month in [*train_cohorts, cohort]:
         ensure_gold(lake, settings, month, run_id)
     train_frame = pd.concat([labelled_frame(lake, month) for month in train_cohorts], ignore_index=True)
@@ -311,7 +400,13 @@ def train(
         decision = registry.Decision(False, f"promotion disabled by the caller (gate: {decision.reason})",
                                      decision.challenger_log_loss, decision.champion_log_loss,
                                      decision.champion_version)  # fmt: skip
+    if short_history:
+        decision = registry.Decision(False, f"short history ({short_history}): challenger only, "
+                                     f"gate: {decision.reason}", decision.challenger_log_loss,
+                                     decision.champion_log_loss, decision.champion_version)  # fmt: skip
     tags = {**lineage_tags(lake, cohort, train_cohorts), "churn_run_id": run_id, "sampler": sampler}
+    if short_history:
+        tags["short_history"] = short_history
     run_params = {
         **params.flat(),
         "sampler": sampler,
@@ -320,6 +415,7 @@ def train(
         "promotion_margin": settings.promotion_margin,
         "sample_fraction": sample_fraction,
         "promote_requested": promote,
+        "allow_short_history": allow_short_history,
     }
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     reference = drift.reference_sample(gold.read_features(lake, snapshot_date(cohort)), model,

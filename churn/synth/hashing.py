@@ -33,6 +33,18 @@ def uniform(seed: int, user: np.ndarray, day: np.ndarray, stream: int) -> np.nda
 
 def normal(seed: int, user: np.ndarray, day: np.ndarray, stream: int) -> np.ndarray:
     """Standard normal draws keyed like `uniform` (Box-Muller over two streams)."""
-    u1 = uniform(seed, user, day, stream)
-    u2 = uniform(seed, user, day, stream + 7919)
-    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+    return normals(seed, user, day, stream, 1)[:, 0]
+
+
+def normals(seed: int, user: np.ndarray, day: np.ndarray, stream: int, count: int) -> np.ndarray:
+    """`count` independent standard normals per key, shape (keys, count): Box-Muller gives two per pair
+    of uniforms (cosine and sine), so many draws cost half the hashing. Column 0 is `normal(.., stream)`."""
+    out = np.empty((np.size(user), count))
+    for pair in range((count + 1) // 2):
+        u1 = uniform(seed, user, day, stream + 2 * pair)
+        u2 = uniform(seed, user, day, stream + 2 * pair + 7919)
+        radius, angle = np.sqrt(-2.0 * np.log1p(-u1)), 2.0 * np.pi * u2
+        out[:, 2 * pair] = radius * np.cos(angle)
+        if 2 * pair + 1 < count:
+            out[:, 2 * pair + 1] = radius * np.sin(angle)
+    return out

@@ -9,11 +9,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from churn.synth.hashing import normal, uniform
+from churn.features import SECONDS_PER_DAY
+from churn.synth.hashing import normal, normals, uniform
 
 # Average seconds of a play that ended in each completion bucket (<25%, 25-50%, 50-75%, 75-98.5%, >98.5%).
-SECONDS_PER_PLAY = np.array([30.0, 110.0, 170.0, 230.0, 245.0])
-OTHER_SHARES = np.array([0.45, 0.15, 0.1, 0.3])  # how non-complete plays split over the first four buckets
+SECONDS_PER_PLAY = np.array([30.0, 110.0, 170.0, 230.0, 240.0])
+# Each count of a user-day is floor(exp(log(MEDIAN) + LOAD * common + SPREAD * own noise)): one shared
+# "how much did I listen today" level (per user and per day) and a per-bucket deviation, so the buckets move
+# together but not in lockstep. The floor of a lognormal gives the real files' mass of zeros for the rare
+# buckets (num_25 is 0 on ~26% of the real user-days, num_985 on ~55%) and their long upper tails.
+# Order: num_25, num_50, num_75, num_985, num_100.
+MEDIAN = np.array([2.6, 0.8, 0.75, 0.87, 18.3])
+LOAD = np.array([0.95, 0.8, 0.8, 0.8, 1.0])
+SPREAD = np.array([1.05, 0.7, 0.7, 0.7, 0.5])
+UNIQUE_LOGIT = 1.8  # num_unq is about 86% of a median day's plays
+# Days are more varied than in a light-tailed model, so the fade weighs a little more (in log space) to keep
+# the listening signal before a churn about as strong as before the calibration.
+FADE_WEIGHT = 1.5
+FADE_TILT = np.array([1.0, 0.3, 0.3, 0.0, -0.5])  # at full fade: more skips, fewer complete plays
+SKIP_HABIT = 0.6  # the per-user part of num_25's own deviation (relative to the per-day part)
+USER_SHARE = 0.6  # the part of the common level's variance that belongs to the user (habit), not the day
 
 
 def user_traits(seed: int, uid: np.ndarray) -> dict[str, np.ndarray]:
@@ -21,9 +36,8 @@ def user_traits(seed: int, uid: np.ndarray) -> dict[str, np.ndarray]:
     zero = np.zeros_like(uid)
     return {
         "active": 0.06 + 0.64 * uniform(seed, uid, zero, 101) ** 1.3,
-        "volume": np.log(18.0) + 0.7 * normal(seed, uid, zero, 102),
-        "complete": 0.45 + 0.4 * uniform(seed, uid, zero, 103),
-        "unique": 0.45 + 0.5 * uniform(seed, uid, zero, 104),
+        "volume": np.sqrt(USER_SHARE) * normal(seed, uid, zero, 102),
+        "skips": SKIP_HABIT * normal(seed, uid, zero, 103),  # some users skip a lot, some never
     }
 
 
@@ -45,7 +59,7 @@ def simulate_logs(seed: int, intervals: dict[str, np.ndarray], lo: int, hi: int)
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     day = start[owner] + offsets
     user = uid[owner]
-    traits = user_traits(seed, user)
+    traits = {k: v[owner] for k, v in user_traits(seed, uid).items()}  # drawn per interval, not per day
 
     # Fade towards a churn decision: from 100% to 35% of normal activity over the last 45 days.
     to_decision = (decision[owner] - day).astype(np.float64)
@@ -54,17 +68,27 @@ def simulate_logs(seed: int, intervals: dict[str, np.ndarray], lo: int, hi: int)
     user, day, fade = user[active], day[active], fade[active]
     traits = {k: v[active] for k, v in traits.items()}
 
-    plays = np.maximum(1, np.rint(np.exp(traits["volume"] + 0.6 * normal(seed, user, day, 2)) * fade))
-    complete = np.clip(traits["complete"] - 0.12 * (1 - fade) + 0.08 * normal(seed, user, day, 3), 0.05, 0.98)
-    num_100 = np.floor(plays * complete)
-    rest = plays - num_100
-    shares = OTHER_SHARES[None, :] * (0.7 + 0.6 * uniform(seed, user, day, 4))[:, None]
-    shares = shares / shares.sum(axis=1, keepdims=True)
-    others = np.floor(rest[:, None] * shares)
-    others[:, 0] += rest - others.sum(axis=1)  # keep the counts summing to the plays
-    counts = np.column_stack([others, num_100]).astype(np.int64)
-    num_unq = np.clip(np.rint(plays * traits["unique"]), 1, plays).astype(np.int64)
-    seconds = (counts * SECONDS_PER_PLAY).sum(axis=1) * (0.8 + 0.4 * uniform(seed, user, day, 5))
+    noise = normals(seed, user, day, 10, MEDIAN.size + 2)  # the day's level, then one per count
+    common = traits["volume"] + np.sqrt(1 - USER_SHARE) * noise[:, 0]
+    own = noise[:, 1:]
+    own[:, 0] = (own[:, 0] + traits["skips"]) / np.sqrt(1 + SKIP_HABIT**2)  # still unit variance
+    # Before a churn decision fewer songs are played, and a larger share of them is skipped.
+    faded = FADE_WEIGHT * np.log(fade)[:, None] + (1 - fade)[:, None] * FADE_TILT
+    level = np.log(MEDIAN) + LOAD * common[:, None] + SPREAD * own[:, :5] + faded
+    counts = np.floor(np.exp(level)).astype(np.int64)
+    counts[counts.sum(axis=1) == 0, 0] = 1  # a logged day has at least one play
+    jitter = 0.8 + 0.4 * uniform(seed, user, day, 5)
+    seconds = (counts * SECONDS_PER_PLAY).sum(axis=1) * jitter
+    # Nobody listens longer than the day: the tail of a heavy day is cut back to 60-95% of it (the real
+    # files' rows of more than 24 hours are a quirk, planted at their rate by `quirks`).
+    over = np.flatnonzero(seconds > SECONDS_PER_DAY)
+    fit = SECONDS_PER_DAY * (0.6 + 0.35 * uniform(seed, user[over], day[over], 6)) / seconds[over]
+    counts[over] = np.floor(counts[over] * fit[:, None]).astype(np.int64)
+    seconds[over] = (counts[over] * SECONDS_PER_PLAY).sum(axis=1) * jitter[over]
+    plays = counts.sum(axis=1)
+    # Most songs of a day are different ones; heavy listeners repeat more.
+    unique_share = 1.0 / (1.0 + np.exp(-(UNIQUE_LOGIT - 0.7 * common + 0.5 * own[:, 5])))
+    num_unq = np.clip(np.rint(plays * unique_share), 1, plays).astype(np.int64)
     return {
         "uid": user,
         "date": day,

@@ -120,6 +120,18 @@ def user_logs_table(chunk: Chunk, lo: int, hi: int) -> pa.Table:
     )
 
 
+def march_tables(chunk: Chunk) -> dict[str, pa.Table]:
+    """The chunk's rows of the dump's March-2017 files (transactions_v2.csv, user_logs_v2.csv), unshuffled;
+    the realism report measures these against the real March."""
+    v1_end, dump_end = kkbox.day_number(kkbox.DUMP_V1_END), kkbox.day_number(kkbox.DUMP_END)
+    tdate = chunk.transactions["transaction_date"]
+    march = np.flatnonzero((tdate > v1_end) & (tdate <= dump_end))
+    return {
+        "transactions_v2.csv": transactions_table(chunk, march),
+        "user_logs_v2.csv": user_logs_table(chunk, v1_end + 1, dump_end),
+    }
+
+
 def _log_csv_types() -> list[tuple[str, pa.DataType]]:
     return [("msno", pa.string()), ("date", pa.int32())] + [
         (c, pa.int32()) for c in kkbox.USER_LOGS.column_names[2:8]
@@ -204,14 +216,12 @@ def write_dump(lake: Lake, profile: Profile, seed: int) -> dict[str, object]:
             members = chunk.members
             member_rows = np.flatnonzero(members["has_row"] & (members["registration_init_time"] <= dump_end))
             writers.write("members_v3.csv", _shuffled(members_table(chunk, member_rows), rng))
-            tdate = tx["transaction_date"]
-            for name, rows in (
-                ("transactions.csv", np.flatnonzero(tdate <= v1_end)),
-                ("transactions_v2.csv", np.flatnonzero((tdate > v1_end) & (tdate <= dump_end))),
-            ):
-                writers.write(name, _shuffled(transactions_table(chunk, rows), rng))
+            march = march_tables(chunk)
+            v1_rows = np.flatnonzero(tx["transaction_date"] <= v1_end)
+            writers.write("transactions.csv", _shuffled(transactions_table(chunk, v1_rows), rng))
+            writers.write("transactions_v2.csv", _shuffled(march["transactions_v2.csv"], rng))
             writers.write("user_logs.csv", _shuffled(user_logs_table(chunk, history_start, v1_end), rng))
-            writers.write("user_logs_v2.csv", _shuffled(user_logs_table(chunk, v1_end + 1, dump_end), rng))
+            writers.write("user_logs_v2.csv", _shuffled(march["user_logs_v2.csv"], rng))
 
             # Labels come from the full simulated future, as KKBox's own did.
             tx_all = _chunk_tx_table(chunk)

@@ -11,7 +11,14 @@ import pytest
 
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES
-from churn.gold import build_gold_features, build_labels, read_features, read_labels, user_features
+from churn.gold import (
+    build_gold_features,
+    build_labels,
+    read_features,
+    read_labels,
+    silver_first_day,
+    user_features,
+)
 from churn.ingest import ingest
 from churn.lake import Lake
 from churn.settings import Settings
@@ -35,13 +42,17 @@ def settings(lake: Lake) -> Settings:
     return Settings(lake_url=lake.url, silver_buckets=8)
 
 
-def test_rule_labels_match_the_released_file(lake: Lake) -> None:
+def test_released_labels_are_used_and_the_rule_agrees_with_them_on_generated_data(lake: Lake) -> None:
     manifest = build_labels(lake, settings(lake), "2017-02", "run")
-    assert manifest["source"] == "wsdm rule over silver/transactions"
+    assert manifest["source"] == "bronze/train.csv"
     ours = read_labels(lake, "2017-02").to_pandas().set_index("msno")["is_churn"]
     released = pd.read_csv(lake.path("bronze/train.csv")).set_index("msno")["is_churn"]
     assert len(ours) == len(released) > 50
     assert ours.sort_index().equals(released.sort_index().astype(ours.dtype))
+    # The generator labels train.csv by the rule, so the rule over Silver reproduces every label.
+    agreement = manifest["rule_agreement"]
+    assert agreement["released_users"] == agreement["rule_users"] == agreement["both"] == len(released)
+    assert agreement["agree"] == len(released) and agreement["share"] == 1.0
 
 
 def test_cohort_beyond_silver_uses_the_released_file_or_says_why(lake: Lake) -> None:
@@ -58,12 +69,12 @@ def test_batch_and_live_features_agree_exactly(lake: Lake) -> None:
     assert manifest["rows"] == len(gold) > 100 and manifest["features"] == list(FEATURE_NAMES)
     sample = gold.sample(25, random_state=3)
     for msno, row in sample.iterrows():
-        live = user_features(lake, msno, AS_OF)
+        live = user_features(lake, msno, AS_OF, logs_from=silver_first_day(lake, "user_logs"))
         assert live is not None
         for name in FEATURE_NAMES:
             a, b = row[name], live[name]
             assert (np.isnan(a) and np.isnan(b)) or a == b, (msno, name, a, b)
-    assert user_features(lake, "A" * 43 + "=", AS_OF) is None  # unknown user
+    assert user_features(lake, "A" * 43 + "=", AS_OF, logs_from=None) is None  # unknown user
 
 
 def test_features_as_of_d_ignore_later_drops_and_rebuild_identically(tmp_path: Path) -> None:

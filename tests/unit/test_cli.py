@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from churn.lake import Lake
 
 CONTRACT = ["synth", "ingest", "labels", "features", "validate", "train", "model", "score", "drift", "db"]
 CHURN = str(Path(sys.executable).with_name("churn"))
@@ -82,3 +85,23 @@ def test_db_upgrade_prints_a_summary(tmp_path: Path) -> None:
     assert "applied 001_pipeline_runs.sqlite.sql" in first.stdout
     second = run_churn("db", "upgrade", env={"CHURN_DATABASE_URL": url})
     assert "applied none (up to date)" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("as_of", "reason"),
+    [
+        ("2030-01-01", "is after Silver's newest day 2017-03-31"),
+        ("1999-01-01", "no Silver data on or before 1999-01-01"),
+    ],
+)
+def test_features_outside_silver_are_refused_and_write_no_gold(
+    small_lake: Lake, tmp_path: Path, as_of: str, reason: str
+) -> None:
+    shutil.copytree(Path(small_lake.url) / "silver", tmp_path / "lake" / "silver")
+    result = run_churn("features", "--as-of", as_of,
+                       env={"CHURN_LAKE_URL": str(tmp_path / "lake"), "CHURN_DASK_WORKERS": "1"})  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("churn: error: ") and reason in lines[0], lines
+    assert as_of in lines[0]
+    assert not (tmp_path / "lake" / "gold").exists()
