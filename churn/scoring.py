@@ -81,11 +81,10 @@ def load_champion(settings: Settings) -> tuple[int, Any]:
             f"{settings.model_name} has no champion yet: run `churn train --cohort YYYY-MM` first"
         )
     tags = registry.client(settings).get_model_version(settings.model_name, str(version)).tags
-    spec = tags.get("feature_spec_hash")
-    if spec and spec != SPEC_HASH:
+    problem = registry.feature_spec_error(version, dict(tags), SPEC_HASH)
+    if problem:
         raise ChurnError(
-            f"champion v{version} was trained on feature spec {spec}, this code builds {SPEC_HASH}: "
-            "retrain (`churn train`) or promote a version trained on the current spec"
+            f"champion {problem}: retrain (`churn train`) or promote a version trained on the current spec"
         )
     return version, registry.load_model(settings, version)
 
