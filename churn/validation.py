@@ -9,6 +9,11 @@ all (a partial download) is reported as absent: its Silver suite is not run and 
 feature group are left out, as are the listening windows reaching before Silver's first user-log day
 (those features are missing by design, see `churn.features`).
 
+No table is loaded whole: `churn.streaming_checks` computes each expectation's result part by part
+(Parquet statistics first, then bounded batches of only the needed columns, keys per bucket) and keeps
+each part's tallies, so a run reads only the parts added since the last one; Great Expectations defines
+the suites and renders the Data Docs from those results.
+
 Results go to `reports/validation/<stage>/<date or run>/`: `summary.json` and the Data Docs site
 (`index.html` and its pages), rendered by Great Expectations into a temporary folder, then copied into
 the lake (local or S3). Row counts of a passing run are kept in `reports/validation/<stage>/_row_counts.json`.
@@ -17,6 +22,7 @@ the lake (local or S3). Row counts of a passing run are kept in `reports/validat
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import tempfile
 import time
@@ -27,10 +33,11 @@ from typing import Any
 
 import pandas as pd
 
+from churn import streaming_checks as checks
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES, GROUP_TABLES, SPEC, uncovered_features
-from churn.gold import features_prefix, read_features, silver_first_day
-from churn.ingest import read_silver, silver_tables
+from churn.gold import features_prefix, silver_first_day
+from churn.ingest import silver_tables
 from churn.kkbox import TABLES
 from churn.lake import Lake
 
@@ -194,8 +201,16 @@ def _severity(config: Any) -> str:
     return str(getattr(config.severity, "value", config.severity)).lower()
 
 
-def _detail(result: Any) -> str:
-    observed = result.result or {}
+def _identities(table: checks.TableParts) -> set[str]:
+    """The cache keys a table's current parts and groups use (older ones are dropped)."""
+    keys = {p.identity for p in table.parts}
+    for group, members in table.groups.items():
+        identity = hashlib.sha256("|".join(sorted(p.identity for p in members)).encode()).hexdigest()[:24]
+        keys.add(f"group:{group}:{identity}")
+    return keys
+
+
+def _detail(observed: dict[str, Any]) -> str:
     if "partial_unexpected_list" in observed:
         values = observed.get("partial_unexpected_list", [])[:SHOWN_VALUES]
         count = observed.get("unexpected_count", len(values))
@@ -203,16 +218,16 @@ def _detail(result: Any) -> str:
     return f"observed {observed.get('observed_value')!r}"
 
 
-class _Runner:
-    """An ephemeral Great Expectations context whose Data Docs site is a local folder."""
+class _Docs:
+    """An ephemeral Great Expectations context whose Data Docs site is a local folder; the results it
+    renders are computed by `churn.streaming_checks` (bounded batches), not by its pandas engine."""
 
-    def __init__(self, docs: Path) -> None:
+    def __init__(self, docs: Path, run_id: str) -> None:
         gx, _ = _gx()
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.core.run_identifier import RunIdentifier
 
         self.gx = gx
         self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         for site in list(self.context.get_site_names()):
             self.context.delete_data_docs_site(site)
         self.context.add_data_docs_site(
@@ -223,39 +238,74 @@ class _Runner:
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs)},
             },
         )
-        self.source = self.context.data_sources.add_pandas("churn")
+        self.run = RunIdentifier(run_name=run_id)
 
-    def run(self, name: str, frame: pd.DataFrame, expectations: list[Any]) -> Any:
-        from great_expectations.checkpoint import UpdateDataDocsAction
-
-        asset = self.source.add_dataframe_asset(name)
-        batch = asset.add_batch_definition_whole_dataframe(name)
+    def suite(self, name: str, expectations: list[Any]) -> list[Any]:
+        """Register a suite; returns its expectations as stored (with their ids)."""
         suite = self.context.suites.add(self.gx.ExpectationSuite(name=name))
-        for expectation in expectations:
-            suite.add_expectation(expectation)
-        definition = self.context.validation_definitions.add(
-            self.gx.ValidationDefinition(data=batch, suite=suite, name=name)
+        return [suite.add_expectation(e) for e in expectations]
+
+    def render(self, name: str, outcomes: list[checks.Outcome], rows: int) -> None:
+        """Store the suite's results and build its Data Docs pages."""
+        from great_expectations.core.expectation_validation_result import (
+            ExpectationSuiteValidationResult,
+            ExpectationValidationResult,
         )
-        checkpoint = self.context.checkpoints.add(
-            self.gx.Checkpoint(
-                name=name,
-                validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="docs", site_names=["churn"])],
-                result_format={"result_format": "SUMMARY"},
-            )
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
         )
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
-        return next(iter(result.run_results.values()))
+
+        results = [
+            ExpectationValidationResult(success=o.success, expectation_config=o.expectation.configuration,
+                                        result=o.result)
+            for o in outcomes
+        ]  # fmt: skip
+        passed = sum(o.success for o in outcomes)
+        statistics = {"evaluated_expectations": len(outcomes), "successful_expectations": passed,
+                      "unsuccessful_expectations": len(outcomes) - passed,
+                      "success_percent": 100.0 * passed / len(outcomes) if outcomes else 100.0}  # fmt: skip
+        suite = ExpectationSuiteIdentifier(name=name)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=suite, run_id=self.run, batch_identifier=name
+        )
+        meta = {"run_id": self.run, "active_batch_definition": {"data_asset_name": name},
+                "batch_spec": {"rows": rows}}  # fmt: skip
+        result = ExpectationSuiteValidationResult(
+            success=passed == len(outcomes), results=results, suite_name=name, statistics=statistics,
+            meta=meta, batch_id=name,
+        )  # fmt: skip
+        self.context.validation_results_store.set(key, result)
+        self.context.build_data_docs(site_names=["churn"], resource_identifiers=[key, suite])
 
 
-def _frame(table: Any) -> pd.DataFrame:
-    return table.to_pandas(date_as_object=False)
+def _listing(lake: Lake, prefix: str) -> dict[str, str]:
+    """Parquet files under a prefix with their identity (size and modification stamp or ETag), from one
+    listing: a part under one identity never changes, so its tallies can be kept."""
+    found = lake.fs.find(lake.path(prefix), detail=True) if lake.exists(prefix) else {}
+    parts = {}
+    for path, info in found.items():
+        relative = lake.relative(path)
+        if relative.endswith(".parquet"):
+            stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+            parts[relative] = f"{relative}|{info.get('size')}|{stamp}"
+    return parts
+
+
+def _table_parts(lake: Lake, prefix: str, group_of: Any) -> checks.TableParts:
+    groups: dict[str, list[checks.Part]] = {}
+    for path, identity in sorted(_listing(lake, prefix).items()):
+        groups.setdefault(group_of(path), []).append(checks.read_part(lake, path, identity))
+    return checks.TableParts(groups)
 
 
 def validate(lake: Lake, stage: str, as_of: dt.date | None, run_id: str) -> ValidationReport:
     """Run the stage's suites, publish the Data Docs and summary to the lake, return the report.
 
-    Raises ValidationFailed (after publishing) when a critical expectation fails.
+    No table is loaded whole: each suite is evaluated part by part in bounded batches, and the tallies
+    of parts already checked are kept (`reports/validation/<stage>/_tallies.json`), so a run reads only
+    what changed since the last one. Raises ValidationFailed (after publishing) when a critical
+    expectation fails.
     """
     if stage not in ("silver", "gold"):
         raise ChurnError(f"--stage must be silver or gold (got {stage!r})")
@@ -265,44 +315,51 @@ def validate(lake: Lake, stage: str, as_of: dt.date | None, run_id: str) -> Vali
     label = as_of.isoformat() if as_of else run_id
     report = ValidationReport(stage, label)
     counts_path = f"reports/validation/{stage}/_row_counts.json"
+    tallies_path = f"reports/validation/{stage}/_tallies.json"
     before: dict[str, int] = lake.read_json(counts_path) if lake.exists(counts_path) else {}
+    cache: dict[str, dict[str, Any]] = lake.read_json(tallies_path) if lake.exists(tallies_path) else {}
     with tempfile.TemporaryDirectory(prefix="churn-docs-") as folder:
-        runner = _Runner(Path(folder))
+        docs = _Docs(Path(folder), run_id)
         report.absent = [t for t in TABLES if t not in silver_tables(lake)]
         if report.absent:
             log.warning("Silver holds no %s: reported as absent, not validated", ", ".join(report.absent))
         if stage == "silver":
             datasets = {
-                t: (_frame(read_silver(lake, t)), silver_suite(t, as_of, before.get(t)))
+                t: (_table_parts(lake, f"silver/{t}", lambda p: p.rsplit("/", 2)[-2]),
+                    silver_suite(t, as_of, before.get(t)))
                 for t in TABLES
                 if t not in report.absent
-            }
+            }  # fmt: skip
         else:
             if not lake.exists(features_prefix(as_of)):
                 raise ChurnError(
                     f"no Gold features as of {as_of}: run `churn features --as-of {as_of}` first"
                 )
-            datasets = {
-                "features": (
-                    read_features(lake, as_of).to_pandas(),
-                    gold_suite(
-                        before.get("features"),
-                        report.absent,
-                        uncovered_features(as_of, silver_first_day(lake, "user_logs")),
-                    ),
-                )
-            }
-        for table, (frame, expectations) in datasets.items():
-            report.rows[table] = len(frame)
-            outcome = runner.run(f"{stage}.{table}", frame, expectations)
-            for result in outcome.results:
+            expectations = gold_suite(
+                before.get("features"),
+                report.absent,
+                uncovered_features(as_of, silver_first_day(lake, "user_logs")),
+            )
+            datasets = {"features": (_table_parts(lake, features_prefix(as_of), lambda p: p), expectations)}
+        for table, (parts, expectations) in datasets.items():
+            name = f"{stage}.{table}"
+            rows = sum(p.rows for p in parts.parts)
+            report.rows[table] = rows
+            outcomes = checks.evaluate(lake, docs.suite(name, expectations), parts, cache)
+            docs.render(name, outcomes, rows)
+            log.info("validated %s: %s rows in %d parts", name, f"{rows:,}", len(parts.parts))
+            for outcome in outcomes:
                 report.evaluated += 1
-                if not result.success:
-                    config = result.expectation_config
+                if not outcome.success:
+                    config = outcome.expectation.configuration
                     kwargs = config.kwargs
                     column = kwargs.get("column") or ",".join(kwargs.get("column_list", []))
-                    report.failures.append(Failure(f"{stage}.{table}", config.type, column, _severity(config),
-                                                   _detail(result)))  # fmt: skip
+                    report.failures.append(Failure(name, config.type, column, _severity(config),
+                                                   _detail(outcome.result)))  # fmt: skip
+        current = {identity for p in datasets.values() for identity in _identities(p[0])}
+        lake.write_json(
+            tallies_path, {k: v for k, v in cache.items() if k in current} if stage == "silver" else {}
+        )
         prefix = f"reports/validation/{stage}/{label}"
         lake.remove(prefix)
         for path in sorted(Path(folder).rglob("*")):

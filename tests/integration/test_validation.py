@@ -129,3 +129,84 @@ def test_features_contract_names_the_missing_or_mistyped_column(lake: Lake) -> N
     with pytest.raises(Exception, match="age"):
         features_schema().validate(frame)
     assert list(features_schema().columns) == ["msno", "user_id", *FEATURE_NAMES]
+
+
+def bounded_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """From here on, every batch validation reads is recorded as (part, rows), at most 64 rows per read,
+    and whole-table reads (Lake.read_parquet, which read_silver and read_features use) fail the test."""
+    import churn.streaming_checks as checks
+
+    seen: list[tuple[str, int]] = []
+    original = checks.batches
+
+    def recorded(lake: Lake, path: str, columns: list[str]):  # type: ignore[no-untyped-def]
+        for batch in original(lake, path, columns):
+            seen.append((path, batch.num_rows))
+            yield batch
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validation read a whole table")
+
+    monkeypatch.setattr(checks, "MAX_BATCH_ROWS", 64)
+    monkeypatch.setattr(checks, "batches", recorded)
+    monkeypatch.setattr(Lake, "read_parquet", refused)
+    return seen
+
+
+def test_validation_never_holds_more_than_a_batch_of_rows(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = bounded_reads(monkeypatch)
+    silver = validate(lake, "silver", AS_OF, "bounded")
+    gold = validate(lake, "gold", AS_OF, "bounded")
+    assert silver.critical == [] and gold.critical == []
+    assert reads and max(rows for _, rows in reads) <= 64
+    # more rows than one batch were checked, so the bound was exercised
+    assert silver.rows["user_logs"] > 64 * 10 and gold.rows["features"] > 64
+
+
+def test_a_second_run_reads_only_the_parts_added_since(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    validate(lake, "silver", AS_OF, "first")
+    logs = read_silver(lake, "user_logs", 1).to_pandas()
+    rows = pa.Table.from_pandas(logs.drop_duplicates("user_id").head(5), preserve_index=False)
+    late = rows.set_column(rows.schema.get_field_index("date"), "date",
+                           pa.array([dt.date(2017, 4, 1)] * 5, pa.date32()))  # fmt: skip
+    lake.write_parquet("silver/user_logs/bucket=001/part-daily-user_logs-2017-04-01.parquet", late)
+    reads = bounded_reads(monkeypatch)
+    report = validate(lake, "silver", AS_OF, "second")
+    assert report.critical == []
+    assert {path for path, _ in reads} == {
+        "silver/user_logs/bucket=001/part-daily-user_logs-2017-04-01.parquet"
+    }
+
+
+def test_duplicates_found_across_batch_boundaries(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    logs = read_silver(lake, "user_logs", 2)
+    doubled = pa.concat_tables([logs, logs.slice(60, 10)]).sort_by(
+        [("user_id", "ascending"), ("date", "ascending")]
+    )
+    lake.remove("silver/user_logs/bucket=002")
+    lake.write_parquet("silver/user_logs/bucket=002/part-dump-user_logs.parquet", doubled)
+    bounded_reads(monkeypatch)  # runs of copies straddle 64-row batches
+    message = failure_of(lake, "silver", AS_OF)
+    assert (
+        "silver.user_logs: expect_compound_columns_to_be_unique(user_id,date) [critical] 20 unexpected"
+        in message
+    )
+
+
+def test_an_unsorted_part_is_still_checked_exactly(lake: Lake) -> None:
+    logs = read_silver(lake, "user_logs", 3)
+    shuffled = pa.concat_tables([logs.slice(5, 3), logs]).take(
+        pa.array(np.random.default_rng(1).permutation(logs.num_rows + 3))
+    )
+    lake.remove("silver/user_logs/bucket=003")
+    lake.write_parquet("silver/user_logs/bucket=003/part-dump-user_logs.parquet", shuffled)
+    message = failure_of(lake, "silver", AS_OF)
+    assert "expect_compound_columns_to_be_unique(user_id,date) [critical] 6 unexpected" in message
+
+
+def test_a_member_delivered_twice_fails_uniqueness(lake: Lake) -> None:
+    add_silver_part(lake, "members", read_silver(lake, "members", 0).slice(0, 2))
+    message = failure_of(lake, "silver", AS_OF)
+    assert "silver.members: expect_column_values_to_be_unique(user_id) [critical] 4 unexpected" in message
