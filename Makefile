@@ -40,7 +40,7 @@ $(BIN)/airflow dags test $(1) $(2) $(wordlist 2,99,$(3)) >$(LOCAL)/demo-$(firstw
   || { echo "   $(1) failed; see $(LOCAL)/demo-$(firstword $(3)).log"; tail -30 $(LOCAL)/demo-$(firstword $(3)).log; exit 1; }
 endef
 
-.PHONY: help setup lock lint format test demo api api-start api-stop mlflow-ui airflow bench clean distclean
+.PHONY: help setup lock lint format test demo api api-start api-stop mlflow-ui airflow bench bench-full clean distclean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -158,6 +158,9 @@ airflow: $(STAMP)  ## Start Airflow standalone with the project's DAGs and plugi
 
 bench: $(STAMP)  ## Run the benchmarks in bench/ (ratios against references, see bench/README.md)
 	$(BIN)/python -m bench
+
+bench-full: $(STAMP)  ## Every stage at the real size, timed (BENCH_FULL_ARGS="--users 200000": quick variant)
+	$(BIN)/python -m bench.full_scale $(BENCH_FULL_ARGS)
 
 clean:  ## Remove generated data, local services' state and caches (keeps .venv)
 	@$(MAKE) --no-print-directory api-stop
