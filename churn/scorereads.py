@@ -67,13 +67,19 @@ async def newest_published_date(connection: AsyncConnection) -> dt.date | None:
 
 
 async def latest_score(connection: AsyncConnection, msno: str) -> dict[str, Any] | None:
-    """A user's newest published score: first on the newest published date (one round trip; PostgreSQL
-    prunes to that date's partition at run time and probes one index), then among the user's older
-    dates (a user not active on the newest date keeps an older score)."""
+    """A user's newest published score: first on the newest published date, then among the user's older
+    dates (a user not active on the newest date keeps an older score).
+
+    The newest date is read first and bound as a parameter: the planner then keeps only that date's
+    partition. A subquery in the lookup instead is pruned only while executing, after every retained
+    day's partition was planned, opened and locked: with 90 days retained, 0.34-0.55 ms a lookup
+    against 0.09 + 0.05 ms for the two statements (measured with pgbench), and the API's p99 tripled."""
+    newest = await newest_published_date(connection)
+    if newest is None:
+        return None
     row = (await connection.execute(
-        text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE msno = :m AND score_date = "
-             "(SELECT max(score_date) FROM score_runs WHERE status = 'published')"),
-        {"m": msno},
+        text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE msno = :m AND score_date = :d"),
+        {"m": msno, "d": newest},
     )).mappings().first()  # fmt: skip
     if row is None:
         row = (await connection.execute(
