@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from churn.lake import Lake
 from churn.predlog import PredictionLog
+from churn.scorereads import NewestDate
 from churn.serving import ChampionHolder
 from churn.settings import Settings
 
@@ -25,6 +26,11 @@ async def get_app_settings(request: Request) -> Settings:
 async def get_engine(request: Request) -> AsyncEngine:
     """The scores-database engine (async: reads never leave the event loop) created in the lifespan."""
     return request.app.state.engine
+
+
+async def get_newest_date(request: Request) -> NewestDate:
+    """This worker's cache of the newest published date (the hot lookup binds it)."""
+    return request.app.state.newest_date
 
 
 async def get_champion(request: Request) -> ChampionHolder:
@@ -44,6 +50,7 @@ async def get_prediction_log(request: Request) -> PredictionLog:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+NewestDateDep = Annotated[NewestDate, Depends(get_newest_date)]
 ChampionDep = Annotated[ChampionHolder, Depends(get_champion)]
 LakeDep = Annotated[Lake, Depends(get_lake)]
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]

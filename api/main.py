@@ -35,7 +35,7 @@ from churn.gold import silver_first_day, silver_newest_day
 from churn.lake import Lake
 from churn.logs import configure_logging
 from churn.predlog import PredictionLog
-from churn.scorereads import CursorError
+from churn.scorereads import CursorError, NewestDate
 from churn.serving import ChampionHolder, ModelUnavailableError
 from churn.settings import load_settings
 
@@ -79,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     "reads every score")  # fmt: skip
     app.state.settings = settings
     app.state.engine = make_async_engine(settings.database_url, pool_size=settings.api_db_pool_size)
+    app.state.newest_date = NewestDate()
     app.state.lake = Lake.from_settings(settings)
     app.state.prediction_log = PredictionLog(app.state.lake, settings.prediction_log_flush_rows)
     app.state.champion = ChampionHolder(settings)

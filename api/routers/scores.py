@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Header, HTTPException, Path, Query
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import EngineDep
+from api.deps import EngineDep, NewestDateDep
 from api.metrics import SCORE_LOOKUPS
 from api.schemas import (
     AUTH_RESPONSES,
@@ -86,14 +86,14 @@ async def score_history(msno: MsnoPath, engine: EngineDep) -> ScoreHistory:
 
 
 @router.get("/{msno:path}", response_model=Score, responses=NOT_FOUND)
-async def get_score(msno: MsnoPath, engine: EngineDep) -> Response:
+async def get_score(msno: MsnoPath, engine: EngineDep, newest: NewestDateDep) -> Response:
     """The newest published score of a user.
 
     The hot path: the row (already the Score fields, typed by the database) is serialised directly
     instead of being validated again into the response model, which would cost more than the query.
     """
     async with engine.connect() as connection:
-        row = await scorereads.latest_score(connection, msno)
+        row = await scorereads.latest_score(connection, msno, newest)
     SCORE_LOOKUPS.labels("hit" if row else "miss").inc()
     if row is None:
         raise HTTPException(404, "no published score for this msno")
