@@ -33,6 +33,7 @@ from churn.features import FEATURE_NAMES, SPEC_HASH, WINDOWS, build_features
 from churn.ingest import LAYOUT, STATE, file_stamp, read_silver, silver_parts, silver_tables
 from churn.labels import RENEWAL_WINDOW_DAYS, label_cohort, parse_cohort, released_file, rule_agreement
 from churn.lake import Lake
+from churn.logs import tracked
 from churn.settings import Settings
 from churn.userkey import bucket_of, decode_msno, user_id_of
 
@@ -260,7 +261,9 @@ def build_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> di
         tasks = [
             (lake.url, lake.storage_options, b, cohort, None if released else prefix) for b in range(buckets)
         ]
-        rule = pa.concat_tables(run_tasks(settings, _label_task, tasks))
+        with tracked(f"labels of cohort {cohort}", buckets, "buckets") as done:
+            parts = run_tasks(settings, _label_task, tasks, lambda _, part: done.advance(rows=part.num_rows))
+        rule = pa.concat_tables(parts)
     extra: dict[str, Any] = {}
     if released is not None:
         lake.write_parquet(f"{prefix}/part-000.parquet", _with_rule_expiry(released, rule), dictionary=False)
@@ -341,7 +344,8 @@ def build_gold_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: 
     require_silver_covers(lake, as_of, "features as of")
     logs_from = silver_first_day(lake, "user_logs")
     tasks = [(lake.url, lake.storage_options, b, as_of, prefix, logs_from) for b in range(buckets)]
-    rows = sum(run_tasks(settings, _feature_task, tasks))
+    with tracked(f"features as of {as_of}", buckets, "buckets") as done:
+        rows = sum(run_tasks(settings, _feature_task, tasks, lambda _, users: done.advance(rows=users)))
     manifest = {
         "as_of": as_of.isoformat(), "rows": rows, "features": list(FEATURE_NAMES), "spec_hash": SPEC_HASH,
         "logs_from": logs_from.isoformat() if logs_from else None,
@@ -392,11 +396,55 @@ def ensure_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> b
     return True
 
 
+def features_manifest(lake: Lake, as_of: dt.date) -> dict[str, Any] | None:
+    """The manifest of the date's features build (its `run_id` names the build), None before any."""
+    path = f"{features_prefix(as_of)}/_manifest.json"
+    return lake.read_json(path) if lake.exists(path) else None
+
+
+def _features_problem(lake: Lake, manifest: dict[str, Any] | None, run_id: str | None) -> str | None:
+    """Why a features build is not the one to use (None when it is): no build, another build than
+    `run_id` (any build when None), or a build from another Silver state or feature spec."""
+    if manifest is None:
+        return "found no build"
+    if run_id is not None and manifest.get("run_id") != run_id:
+        return f"found build {manifest.get('run_id')}"
+    current = silver_version(lake)
+    if manifest.get("silver_version") != current:
+        return (f"found build {manifest.get('run_id')} made from Silver {manifest.get('silver_version')}, "
+                f"but Silver is now {current} (data was ingested since)")  # fmt: skip
+    if manifest.get("spec_hash") != SPEC_HASH:
+        return (f"found build {manifest.get('run_id')} made for feature spec {manifest.get('spec_hash')}, "
+                f"but this code builds spec {SPEC_HASH}")  # fmt: skip
+    return None
+
+
+class FeaturesBuildError(ChurnError):
+    """The date's features are not the build the caller was told to use, or that build is stale."""
+
+
+def require_features_build(lake: Lake, as_of: dt.date, run_id: str) -> dict[str, Any]:
+    """The manifest of features build `run_id` as of a date, which must be the date's current build and
+    fresh for the current Silver and feature spec; else FeaturesBuildError, naming the date, both builds
+    and what to run. Whoever was told which build was validated checks it here: never a rebuild, which
+    would use features no one validated; the remedy is a new run that builds, validates and uses them."""
+    manifest = features_manifest(lake, as_of)
+    problem = _features_problem(lake, manifest, run_id)
+    if problem or manifest is None:
+        raise FeaturesBuildError(
+            f"features as of {as_of}: expected build {run_id} (the one validated), {problem}. Build, "
+            f"validate and score again: rerun the whole nightly run of {as_of} (clear all its tasks), or "
+            f"by hand `churn features --as-of {as_of}`, `churn validate --stage gold --as-of {as_of}`, "
+            f"then `churn score --date {as_of}`"
+        )
+    return manifest
+
+
 def ensure_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: str) -> bool:
     """Build the features as of a date unless built from the current Silver and feature spec (a new
-    daily drop may add late rows dated on or before D); True when built."""
-    manifest = f"{features_prefix(as_of)}/_manifest.json"
-    if _fresh(lake, manifest, silver_version=silver_version(lake), spec_hash=SPEC_HASH):
+    daily drop may add late rows dated on or before D); True when built. The build's id is then the
+    `run_id` of `features_manifest`."""
+    if _features_problem(lake, features_manifest(lake, as_of), None) is None:
         return False
     log.info("building features as of %s", as_of)
     build_gold_features(lake, settings, as_of, run_id)

@@ -20,6 +20,8 @@ import logging
 import re
 import time
 import zlib
+from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,7 @@ from churn.compute import run_tasks
 from churn.csvblocks import Block, BlockError, parse_block, plan_blocks, read_block_bytes
 from churn.errors import ChurnError
 from churn.lake import Lake
+from churn.logs import tracked
 from churn.settings import Settings
 from churn.userkey import bucket_of
 
@@ -379,7 +382,20 @@ def ingest(
             owners.append(index)
     log.info("parsing %d sources in %d blocks", len(reports), len(tasks))
     try:
-        results = run_tasks(settings, _parse_task, tasks)
+        blocks = Counter(owners)
+        with ExitStack() as stack:  # per source: blocks parsed and the rows in them
+            parsed = [
+                stack.enter_context(tracked(f"ingest {r.source.path}", blocks[i], "blocks"))
+                for i, r in enumerate(reports)
+            ]
+
+            def block_parsed(task: int, result: dict[str, Any]) -> None:
+                counter = parsed[owners[task]]
+                counter.advance(rows=result["lines"])
+                if counter.done == counter.total:  # the source's last block: its own time and rate
+                    counter.close()
+
+            results = run_tasks(settings, _parse_task, tasks, block_parsed)
         _account(lake, run_id, reports, owners, results)
         failing = [r for r in reports if r.bad_fraction > settings.quarantine_max_fraction]
         if failing:
@@ -387,7 +403,13 @@ def ingest(
         compact = [
             (lake.url, lake.storage_options, r.source, b, run_id) for r in reports for b in range(buckets)
         ]
-        outcomes = run_tasks(settings, _compact_task, compact)
+        staged = sum(result["good"] for result in results)
+        with tracked(f"ingest compaction into {buckets} buckets", staged, "rows") as compacted:
+
+            def bucket_compacted(_: int, outcome: tuple[int, int, Any]) -> None:
+                compacted.advance(outcome[0] + outcome[1])  # rows kept and duplicates dropped: rows read
+
+            outcomes = run_tasks(settings, _compact_task, compact, bucket_compacted)
         changes: list[tuple[str, str | None]] = []
         for (_, _, source, _, _), (rows, duplicates, moves) in zip(compact, outcomes, strict=True):
             item = next(r for r in reports if r.source == source)

@@ -7,7 +7,8 @@ transaction is at most that many days old.
 
 The model is read once from the registry (`champion` alias), checked against the feature spec this code
 builds, and applied to the Gold features as of D in batches; each batch is banded and streamed to the
-database, which publishes the whole date atomically.
+database, which publishes the whole date atomically. The nightly run names the features build it
+validated (`features_run_id`): that build is scored or nothing is, never a rebuild no one checked.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from churn.errors import ChurnError
 from churn.features import SPEC_HASH
 from churn.lake import Lake
 from churn.lineage import airflow_ids, git_commit
+from churn.logs import Progress, tracked
 from churn.pipeline import churn_probability
 from churn.settings import Settings
 
@@ -65,6 +67,7 @@ class ScoreReport:
     run_id: str
     score_date: dt.date
     model_version: int
+    features_run_id: str = ""  # the features build scored (its manifest's run_id)
     users_with_features: int = 0
     rows: int = 0
     bands: dict[str, int] = field(default_factory=dict)
@@ -90,9 +93,10 @@ def load_champion(settings: Settings) -> tuple[int, Any]:
 
 
 def scored_batches(
-    model: Any, features: pa.Table, thresholds: list[float], report: ScoreReport
+    model: Any, features: pa.Table, thresholds: list[float], report: ScoreReport, done: Progress | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Predict and band the table batch by batch (bounded memory), counting bands and predict time."""
+    """Predict and band the table batch by batch (bounded memory), counting bands and predict time, and
+    in `done` the rows of each batch once its consumer has taken it (streamed to the database)."""
     counts = dict.fromkeys(band_names(thresholds), 0)
     for batch in features.to_batches(max_chunksize=BATCH_ROWS):
         started = time.perf_counter()
@@ -104,15 +108,26 @@ def scored_batches(
         ):
             counts[str(name)] += int(count)
         yield pa.record_batch([batch["msno"], pa.array(p), bands], names=list(scoredb.SCORE_COLUMNS))
+        if done is not None:
+            done.advance(batch.num_rows)
     report.bands = counts
 
 
-def score(lake: Lake, settings: Settings, score_date: dt.date, run_id: str) -> ScoreReport:
+def score(
+    lake: Lake, settings: Settings, score_date: dt.date, run_id: str, features_run_id: str | None = None
+) -> ScoreReport:
     """Score every active user as of `score_date` with the champion and publish the date atomically.
+
+    With `features_run_id` (the build the nightly run validated) that build is scored, never rebuilt:
+    when the date's features are another build, or that build is stale for the current Silver or
+    feature spec (a late drop ingested since), the run is refused (FeaturesBuildError) and nothing is
+    published. Without it (the CLI, ad hoc runs) missing or stale features are built first.
 
     A date Silver cannot answer (after its newest day, before its data) or one the retention would drop
     at once is refused before anything is written: no Gold folder, no run row, no dropped date."""
     gold.require_silver_covers(lake, score_date, "score date")
+    if features_run_id is not None:
+        gold.require_features_build(lake, score_date, features_run_id)  # before anything is written
     version, model = load_champion(settings)
     engine = engine_from_settings(settings)
     check_connection(engine)
@@ -129,8 +144,14 @@ def score(lake: Lake, settings: Settings, score_date: dt.date, run_id: str) -> S
             report.abandoned_runs = scoredb.begin_run(engine, run)
             try:
                 started = time.perf_counter()
-                gold.ensure_features(lake, settings, score_date, run_id)
+                if features_run_id is None:
+                    gold.ensure_features(lake, settings, score_date, run_id)
                 features = gold.read_features(lake, score_date)
+                # The build read: the named one, checked again (no rebuild began since), or the one ensured.
+                manifest = (gold.require_features_build(lake, score_date, features_run_id) if features_run_id
+                            else gold.features_manifest(lake, score_date) or {})  # fmt: skip
+                report.features_run_id = str(manifest.get("run_id", ""))
+                log.info("scoring features build %s as of %s", report.features_run_id, score_date)
                 report.users_with_features = features.num_rows
                 features = features.filter(pa.array(active_mask(features, settings.active_grace_days)))
                 if features.num_rows == 0:
@@ -140,10 +161,11 @@ def score(lake: Lake, settings: Settings, score_date: dt.date, run_id: str) -> S
                     )
                 report.seconds["features"] = time.perf_counter() - started
                 started = time.perf_counter()
-                batches = scored_batches(model, features, settings.risk_band_thresholds, report)
-                report.rows, report.dropped_dates = scoredb.publish(
-                    engine, run, batches, settings.score_retention_days
-                )
+                with tracked(f"score {score_date}: predicted and published", features.num_rows) as done:
+                    batches = scored_batches(model, features, settings.risk_band_thresholds, report, done)
+                    report.rows, report.dropped_dates = scoredb.publish(
+                        engine, run, batches, settings.score_retention_days
+                    )
                 report.seconds["publish"] = time.perf_counter() - started - report.seconds.get("predict", 0.0)
             except BaseException as error:
                 scoredb.fail_run(engine, run_id, f"{type(error).__name__}: {error}")

@@ -40,14 +40,18 @@ def ingest(run_id: str | None = None) -> dict[str, Any]:
 
 
 def features(as_of: str, run_id: str | None = None) -> dict[str, Any]:
-    """Gold features as of a date, built unless already built from the current Silver and spec."""
-    from churn.gold import ensure_features, features_prefix, parse_date
+    """Gold features as of a date, built unless already built from the current Silver and spec.
+    `features_run_id` names the build now in place (this run's when `built`): what is validated and
+    scored downstream."""
+    from churn.gold import ensure_features, features_manifest, features_prefix, parse_date
 
     day = parse_date(as_of, "as_of")
     lake = _lake()
     with run_context("features", run_id or new_run_id("features", as_of)) as rid:
         built = ensure_features(lake, get_settings(), day, rid)
-    return {"as_of": as_of, "built": built, "path": lake.uri(features_prefix(day)), "run_id": rid}
+    build = (features_manifest(lake, day) or {}).get("run_id")
+    return {"as_of": as_of, "built": built, "path": lake.uri(features_prefix(day)), "run_id": rid,
+            "features_run_id": build}  # fmt: skip
 
 
 def labels(cohort: str, run_id: str | None = None) -> dict[str, Any]:
@@ -59,16 +63,26 @@ def labels(cohort: str, run_id: str | None = None) -> dict[str, Any]:
     return {"cohort": cohort, "built": built, "run_id": rid}
 
 
-def validate(stage: str, as_of: str | None = None) -> dict[str, Any]:
-    """Run a stage's expectation suite; raises ValidationFailed (a ChurnError) on a critical failure."""
-    from churn.gold import parse_date
+def validate(stage: str, as_of: str | None = None, build_run_id: str | None = None) -> dict[str, Any]:
+    """Run a stage's expectation suite; raises ValidationFailed (a ChurnError) on a critical failure.
+    `build_run_id` (gold) names the features build to check: another or a stale build is refused
+    (FeaturesBuildError), before and after the suite, so the verdict is that build's."""
+    from churn.gold import parse_date, require_features_build
     from churn.validation import validate as run_validation
 
     day = parse_date(as_of, "as_of") if as_of else None
+    lake = _lake()
+
+    def check_build() -> None:
+        if build_run_id is not None and stage == "gold" and day is not None:
+            require_features_build(lake, day, build_run_id)
+
     with run_context("validate", new_run_id("validate", stage)) as rid:
-        report = run_validation(_lake(), stage, day, rid)
+        check_build()
+        report = run_validation(lake, stage, day, rid)
+        check_build()
     return {"stage": stage, "as_of": as_of, "evaluated": report.evaluated, "warnings": len(report.failures),
-            "docs": report.docs_uri}  # fmt: skip
+            "docs": report.docs_uri, "build_run_id": build_run_id}  # fmt: skip
 
 
 def training_gold(cohort: str, overrides: dict[str, Any] | None = None) -> list[str]:
@@ -107,15 +121,17 @@ def train(
             "reason": result.decision.reason, "mlflow_run_id": result.run_id, "metrics": metrics}  # fmt: skip
 
 
-def score(score_date: str, run_id: str | None = None) -> dict[str, Any]:
-    """Score every active user as of the date with the champion and publish the date atomically."""
+def score(score_date: str, run_id: str | None = None, features_run_id: str | None = None) -> dict[str, Any]:
+    """Score every active user as of the date with the champion and publish the date atomically;
+    with `features_run_id` exactly that (validated) features build, refused when it is not current."""
     from churn.gold import parse_date
     from churn.scoring import score as run_scoring
 
     day: dt.date = parse_date(score_date, "score_date")
     with run_context("score", run_id or new_run_id("score", score_date)) as rid:
-        report = run_scoring(_lake(), get_settings(), day, rid)
+        report = run_scoring(_lake(), get_settings(), day, rid, features_run_id=features_run_id)
     return {"score_date": score_date, "run_id": rid, "rows": report.rows, "bands": report.bands,
+            "features_run_id": report.features_run_id,
             "model_version": report.model_version, "users_with_features": report.users_with_features,
             "dropped_dates": [d.isoformat() for d in report.dropped_dates]}  # fmt: skip
 

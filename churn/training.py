@@ -28,6 +28,7 @@ from churn.features import FEATURE_NAMES, SPEC_HASH
 from churn.labels import parse_cohort
 from churn.lake import Lake
 from churn.lineage import airflow_ids, dvc_data_version, git_commit
+from churn.logs import tracked
 from churn.params import Params
 from churn.pipeline import (
     FeatureFrameError,
@@ -243,26 +244,31 @@ def _fit_candidates(
     models: dict[str, Any] = {}
     figures: dict[str, float] = {"rows_fit": float(fit.sum()), "rows_early_stopping": float(stop.sum()),
                                  "rows_calibration": float(cal.sum())}  # fmt: skip
-    for sampler in params.train.samplers:
-        started = time.perf_counter()
-        pipeline = fit_pipeline(
-            build_pipeline(sampler, params), train[fit], y[fit], train[stop], y[stop],
-            params.lightgbm.early_stopping_rounds, resampled=sampler != "none",
-        )  # fmt: skip
-        raw = np.clip(churn_probability(pipeline, val), 1e-15, 1 - 1e-15)
-        model = calibrate(pipeline, train[cal], y[cal], params.train.calibration)
-        p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
-        models[sampler] = model
-        figures[f"val_log_loss_{sampler}"] = float(log_loss(y_val, p, labels=[0, 1]))
-        figures[f"val_log_loss_{sampler}_uncalibrated"] = float(log_loss(y_val, raw, labels=[0, 1]))
-        figures[f"best_iteration_{sampler}"] = float(pipeline.named_steps["model"].best_iteration_ or 0)
-        figures[f"fit_seconds_{sampler}"] = round(time.perf_counter() - started, 3)
-        log.info(
-            "sampler %s: val log loss %.5f (uncalibrated %.5f)",
-            sampler,
-            figures[f"val_log_loss_{sampler}"],
-            figures[f"val_log_loss_{sampler}_uncalibrated"],
-        )
+    samplers = list(params.train.samplers)
+    with tracked("training candidates", len(samplers), "candidates", interval_seconds=0) as done:
+        for number, sampler in enumerate(samplers, 1):
+            log.info("candidate %d of %d: sampler %s, fitting on %s rows", number, len(samplers), sampler,
+                     f"{int(fit.sum()):,}")  # fmt: skip
+            started = time.perf_counter()
+            pipeline = fit_pipeline(
+                build_pipeline(sampler, params), train[fit], y[fit], train[stop], y[stop],
+                params.lightgbm.early_stopping_rounds, resampled=sampler != "none",
+            )  # fmt: skip
+            raw = np.clip(churn_probability(pipeline, val), 1e-15, 1 - 1e-15)
+            model = calibrate(pipeline, train[cal], y[cal], params.train.calibration)
+            p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
+            models[sampler] = model
+            figures[f"val_log_loss_{sampler}"] = float(log_loss(y_val, p, labels=[0, 1]))
+            figures[f"val_log_loss_{sampler}_uncalibrated"] = float(log_loss(y_val, raw, labels=[0, 1]))
+            figures[f"best_iteration_{sampler}"] = float(pipeline.named_steps["model"].best_iteration_ or 0)
+            figures[f"fit_seconds_{sampler}"] = round(time.perf_counter() - started, 3)
+            log.info(
+                "sampler %s: val log loss %.5f (uncalibrated %.5f)",
+                sampler,
+                figures[f"val_log_loss_{sampler}"],
+                figures[f"val_log_loss_{sampler}_uncalibrated"],
+            )
+            done.advance()
     return models, figures
 
 

@@ -1,9 +1,13 @@
 """### Nightly scoring
 
 At 02:00 UTC, scores every active user as of the day that just ended (the run's data interval) with the
-registry's champion and publishes the day to `churn_scores` atomically: Silver checked, features built
-and checked, then scored and swapped in. One run at a time; a rerun of a day replaces it; a failed run
-leaves the previous scores served. Emits the `churn_scores` asset.
+registry's champion and publishes the day to `churn_scores` atomically: Silver checked, the day's features
+built once, that build checked, then that same build scored and swapped in. The features task hands its
+build id (the features manifest's `run_id`) to `validate_gold` and `score_and_publish`; when Silver
+changed after the check (a late drop ingested), scoring refuses rather than score features no one
+checked: clear the whole run (all its tasks) to build, check and score the current Silver. One run at a
+time; a rerun of a day replaces it; a failed run leaves the previous scores served. Emits the
+`churn_scores` asset.
 """
 
 from __future__ import annotations
@@ -42,18 +46,20 @@ def churn_nightly_scoring() -> None:
         return churn_steps().features(day)
 
     @task
-    def validate_gold(day: str) -> dict:
+    def validate_gold(day: str, build: dict) -> dict:
         from lake_connection import churn_steps
 
-        return churn_steps().validate("gold", day)
+        return churn_steps().validate("gold", day, build_run_id=build["features_run_id"])
 
     @task(outlets=[SCORES], **IO_RETRIES)
-    def score_and_publish(day: str) -> dict:
+    def score_and_publish(day: str, build: dict) -> dict:
         from lake_connection import churn_steps
 
-        return churn_steps().score(day)
+        return churn_steps().score(day, features_run_id=build["features_run_id"])
 
-    validate_silver(DAY) >> features(DAY) >> validate_gold(DAY) >> score_and_publish(DAY)
+    built = features(DAY)
+    validate_silver(DAY) >> built
+    validate_gold(DAY, built) >> score_and_publish(DAY, built)
 
 
 churn_nightly_scoring()

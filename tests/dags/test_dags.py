@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,10 @@ def test_nightly_scoring_is_wired_and_scheduled_as_designed(dagbag: dict) -> Non
     dag = dagbag["dags"]["churn_nightly_scoring"]
     assert (dag["timetable"], dag["cron"]) == ("CronDataIntervalTimetable", "0 2 * * *")
     assert dag["catchup"] is False and dag["max_active_runs"] == 1
-    assert dag["edges"] == [["features", "validate_gold"], ["validate_gold", "score_and_publish"],
+    # features hands its build id to validate_gold and score_and_publish: the build checked is the one
+    # scored
+    assert dag["edges"] == [["features", "score_and_publish"], ["features", "validate_gold"],
+                            ["validate_gold", "score_and_publish"],
                             ["validate_silver", "features"]]  # fmt: skip
     assert dag["outlets"] == ["churn_scores"]
 
@@ -99,10 +103,12 @@ def test_weekly_drift_reports_then_checks_on_mondays(dagbag: dict) -> None:
     assert dag["outlets"] == ["churn_drift_report"]
 
 
-def test_ingest_and_features_are_daily(dagbag: dict) -> None:
+def test_ingest_is_daily_and_features_are_manual(dagbag: dict) -> None:
+    """The nightly run builds the day's features itself; the features DAG is for a date by hand."""
     ingest, features = dagbag["dags"]["churn_ingest"], dagbag["dags"]["churn_features"]
     assert (ingest["timetable"], ingest["cron"]) == ("CronDataIntervalTimetable", "0 1 * * *")
-    assert (features["timetable"], features["cron"]) == ("CronDataIntervalTimetable", "30 1 * * *")
+    assert features["timetable"] == "NullTimetable" and features["params"] == ["as_of"]
+    assert features["edges"] == [["build", "validate_gold"]]
     assert ingest["outlets"] == ["churn_silver"] and features["outlets"] == ["churn_gold_features"]
 
 
@@ -134,6 +140,13 @@ print(json.dumps(times))
     assert all(seconds < 0.5 for seconds in times.values()), times
 
 
+def copy_lake(lake: Lake, root: Path) -> Lake:
+    """The lake's Bronze and Silver (no Gold: other tests' builds stay out) in a folder of its own."""
+    for layer in ("bronze", "silver"):
+        shutil.copytree(Path(lake.url) / layer, root / layer)
+    return Lake(str(root))
+
+
 def copy_to_s3(lake: Lake, endpoint: str, bucket: str) -> str:
     """The lake's Bronze (its released label files label the newest cohort) and Silver on the loopback S3
     server; returns its s3:// URL."""
@@ -155,26 +168,47 @@ def test_nightly_scoring_dag_runs_publish_a_rerun_replaces_and_a_date_range_back
     engine = make_engine(pg_url)
     upgrade(engine)
     engine.dispose()
+    lake = copy_lake(small_lake, tmp_path / "nightly-lake")  # no Gold built by other tests
     env = airflow_env(tmp_path, {
-        "CHURN_LAKE_URL": small_lake.url, "CHURN_DATABASE_URL": pg_url, "CHURN_SILVER_BUCKETS": "4",
+        "CHURN_LAKE_URL": lake.url, "CHURN_DATABASE_URL": pg_url, "CHURN_SILVER_BUCKETS": "4",
         "CHURN_DASK_WORKERS": "1", "CHURN_MLFLOW_TRACKING_URI": champion_store["mlflow_tracking_uri"],
         "CHURN_MLFLOW_ARTIFACT_LOCATION": champion_store["mlflow_artifact_location"],
     })  # fmt: skip
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
                    capture_output=True, timeout=300)  # fmt: skip
     code = f"""
-import datetime as dt
+import datetime as dt, json
 from airflow.dag_processing.dagbag import DagBag
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+
+def returned(run):  # what each task of the run returned
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, key="return_value"))
+        return {{x.task_id: XComModel.deserialize_value(x) for x in rows}}
+
 dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("churn_nightly_scoring")
 for _ in range(2):  # the same interval twice: the second run replaces the first
     run = dag.test(logical_date=dt.datetime(2017, 4, 1, 2, tzinfo=dt.timezone.utc))  # scores 2017-03-31
     print("STATE", run.state)
+    print("RETURNED", json.dumps(returned(run)))
 for day in (29, 30):  # a range of earlier intervals, one run each as a backfill makes them
     run = dag.test(logical_date=dt.datetime(2017, 3, day + 1, 2, tzinfo=dt.timezone.utc))
     print("STATE", run.state)
 """
     out = run_python(code, env)
     assert out.count("STATE success") == 4, out[-3000:]
+    first, second = (json.loads(line[len("RETURNED ") :]) for line in out.splitlines()
+                     if line.startswith("RETURNED "))  # fmt: skip
+    # One build of 2017-03-31's features over both runs, made by the features task; both runs checked and
+    # scored exactly that build (score never built its own).
+    build = lake.read_json("gold/features/as_of=2017-03-31/_manifest.json")["run_id"]
+    assert build == first["features"]["run_id"] and build.startswith("features-")
+    assert (first["features"]["built"], second["features"]["built"]) == (True, False)
+    for night in (first, second):
+        assert night["features"]["features_run_id"] == build
+        assert night["validate_gold"]["build_run_id"] == build
+        assert night["score_and_publish"]["features_run_id"] == build
     check = create_engine(pg_url)
     with check.connect() as connection:
         query = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,35 @@ def test_features_as_of_d_ignore_later_drops_and_rebuild_identically(tmp_path: P
         .to_pandas()[list(FEATURE_NAMES)]
         .equals(first.to_pandas()[list(FEATURE_NAMES)])
     )  # the new rows do count from their own date on
+
+
+def test_ingest_and_the_gold_builds_log_their_progress_in_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outside a terminal (here, Airflow) each long stage logs what it did: per source the blocks and rows
+    parsed, the rows compacted, and per Gold build the buckets and rows, with rows/s."""
+    lake = Lake(str(tmp_path / "lake"))
+    write_dump(lake, get_profile("tiny", users=200, days=60), seed=23)
+    progress = logging.getLogger("churn.progress")
+    progress.addHandler(caplog.handler)
+    progress.setLevel(logging.INFO)
+    try:
+        report = ingest(lake, settings(lake), "dump")
+        features = build_gold_features(lake, settings(lake), AS_OF, "run")
+        build_labels(lake, settings(lake), "2017-02", "run")
+    finally:
+        progress.removeHandler(caplog.handler)
+        progress.setLevel(logging.NOTSET)
+    told = [r.getMessage() for r in caplog.records if r.name == "churn.progress"]
+    logs = next(r for r in report.sources if r.source.path == "bronze/user_logs_v2.csv")
+    assert any(
+        line.startswith("ingest bronze/user_logs_v2.csv: 1 of 1 blocks in ")
+        and f"; {logs.rows_in:,} rows, " in line
+        for line in told
+    ), told
+    staged = sum(r.rows_out + r.duplicates for r in report.sources)
+    assert any(line.startswith(f"ingest compaction into 8 buckets: {staged:,} of {staged:,} rows in ")
+               for line in told), told  # fmt: skip
+    assert any(line.startswith("features as of 2017-03-31: 8 of 8 buckets in ")
+               and f"; {features['rows']:,} rows, " in line for line in told), told  # fmt: skip
+    assert any(line.startswith("labels of cohort 2017-02: 8 of 8 buckets in ") for line in told), told

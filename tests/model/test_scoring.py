@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import text
 
-from churn import registry
+from churn import kkbox, registry
 from churn.db import make_engine
 from churn.errors import ChurnError
-from churn.gold import features_prefix, read_features
+from churn.gold import build_gold_features, features_prefix, read_features
+from churn.ingest import ingest, read_silver
 from churn.lake import Lake
 from churn.migrations import upgrade
 from churn.pipeline import churn_probability
@@ -117,6 +119,60 @@ def test_a_backfill_older_than_the_retention_window_is_refused_before_writing(
         score(small_lake, settings, old, "score-too-old")
     assert old.isoformat() in str(refused.value) and DAY.isoformat() in str(refused.value)
     assert _published(settings) == (["2017-03-31"], {"score-newest": "published"})
+
+
+@pytest.fixture
+def own_lake(small_lake: Lake, settings: Settings, tmp_path: Path) -> tuple[Lake, Settings]:
+    """A copy of the small lake this test may change (new drops), with settings pointing at it."""
+    shutil.copytree(small_lake.url, tmp_path / "own")
+    lake = Lake(str(tmp_path / "own"))
+    return lake, settings.model_copy(update={"lake_url": lake.url})
+
+
+def _late_drop(lake: Lake, settings: Settings) -> None:
+    """A late transaction dated on the score date, delivered and ingested after the features were built."""
+    msno = read_silver(lake, "users", 0)["msno"][0].as_py()
+    header = ",".join(kkbox.TABLES["transactions"].column_names)
+    path = lake.path(f"bronze/transactions/dt={DAY}/transactions.csv")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    expiry = DAY + dt.timedelta(days=30)
+    Path(path).write_text(f"{header}\n{msno},41,30,149,149,1,{DAY:%Y%m%d},{expiry:%Y%m%d},0\n")
+    ingest(lake, settings, "late-drop")
+
+
+def test_scoring_a_named_build_uses_it_without_building(own_lake: tuple[Lake, Settings]) -> None:
+    lake, settings = own_lake
+    built = build_gold_features(lake, settings, DAY, "features-validated")
+    report = score(lake, settings, DAY, "score-named", features_run_id="features-validated")
+    assert report.features_run_id == "features-validated" and report.rows > 0
+    assert lake.read_json(f"{features_prefix(DAY)}/_manifest.json") == built  # not rebuilt
+
+
+def test_silver_changed_after_the_validated_build_is_refused_and_nothing_is_published(
+    own_lake: tuple[Lake, Settings],
+) -> None:
+    """A late drop ingested between validate_gold and score: scoring the named build would score stale
+    features, rebuilding would score features no one validated; it refuses and writes nothing."""
+    lake, settings = own_lake
+    built = build_gold_features(lake, settings, DAY, "features-validated")
+    _late_drop(lake, settings)
+    with pytest.raises(ChurnError) as refused:
+        score(lake, settings, DAY, "score-stale", features_run_id="features-validated")
+    message = str(refused.value)
+    assert DAY.isoformat() in message and "features-validated" in message and "Silver" in message
+    assert "churn features" in message  # what to run
+    assert _published(settings) == ([], {})  # no score, no run row
+    assert lake.read_json(f"{features_prefix(DAY)}/_manifest.json") == built  # nothing rebuilt
+
+
+def test_another_build_than_the_validated_one_is_refused(own_lake: tuple[Lake, Settings]) -> None:
+    lake, settings = own_lake
+    build_gold_features(lake, settings, DAY, "features-validated")
+    build_gold_features(lake, settings, DAY, "features-adhoc")  # rebuilt by someone after the check
+    with pytest.raises(ChurnError) as refused:
+        score(lake, settings, DAY, "score-other", features_run_id="features-validated")
+    assert "features-validated" in str(refused.value) and "features-adhoc" in str(refused.value)
+    assert _published(settings) == ([], {})
 
 
 def test_champion_of_another_feature_spec_is_refused(small_lake: Lake, settings: Settings) -> None:
