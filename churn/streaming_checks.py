@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -341,9 +341,14 @@ def unique_within_part(lake: Lake, check: Check, part: Part) -> Tally:
     return tally
 
 
+def _keys_of(lake: Lake, part: Part, columns: tuple[str, ...]) -> pa.Table:
+    """A part's key columns, read in batches (bounded by the part: one bucket)."""
+    schema = pa.schema([part.schema.field(c) for c in columns])
+    return pa.Table.from_batches(list(batches(lake, part.path, list(columns))), schema)
+
+
 def _unique_by_grouping(lake: Lake, check: Check, part: Part) -> Tally:
-    keys = pa.Table.from_batches(list(batches(lake, part.path, list(check.columns))),
-                                 pa.schema([part.schema.field(c) for c in check.columns]))  # fmt: skip
+    keys = _keys_of(lake, part, check.columns)
     count, sample = _repeated(keys, check.columns)
     tally = Tally(part.rows, 0, count)
     tally.add_sample(sample)
@@ -372,12 +377,8 @@ def unique_across_parts(lake: Lake, check: Check, parts: Sequence[Part]) -> Tall
     if not pairs:
         return tally
     if len(check.columns) == 1:  # one key column always overlaps: compare the group's distinct keys
-        distinct = [
-            pa.Table.from_batches(list(batches(lake, p.path, list(check.columns))),
-                                  pa.schema([p.schema.field(c) for c in check.columns])).group_by(list(check.columns)).aggregate([])
-            for p in parts
-            if p.rows
-        ]  # fmt: skip
+        distinct = [_keys_of(lake, p, check.columns).group_by(list(check.columns)).aggregate([])
+                    for p in parts if p.rows]  # fmt: skip
         count, sample = _repeated(pa.concat_tables(distinct), check.columns)
         tally.unexpected_count = count
         tally.add_sample(sample)
@@ -490,12 +491,17 @@ class TableParts:
 
 
 def evaluate(
-    lake: Lake, expectations: Sequence[Any], table: TableParts, cache: dict[str, dict[str, Any]]
+    lake: Lake,
+    expectations: Sequence[Any],
+    table: TableParts,
+    cache: dict[str, dict[str, Any]],
+    on_part: Callable[[Part], None] | None = None,
 ) -> list[Outcome]:
     """Every expectation of a suite over a table's parts, in bounded memory.
 
     `cache` maps a part's (or a group's) identity to the tallies already computed for it; it is read and
     extended here, so the caller can keep it for the next run (parts never change under one identity).
+    `on_part` is told of each part once its tallies are done (progress).
     """
     checks = [(e, Check.of(e)) for e in expectations]
     parts = table.parts
@@ -542,6 +548,8 @@ def evaluate(
                 if part.rows and stats is not None and stats.maximum is not None:
                     current = maxima.get(check.key)
                     maxima[check.key] = stats.maximum if current is None else max(current, stats.maximum)
+        if on_part is not None:
+            on_part(part)
     for group, members in table.groups.items():
         if len(members) < 2:
             continue

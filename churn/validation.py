@@ -40,6 +40,7 @@ from churn.gold import features_prefix, silver_first_day
 from churn.ingest import silver_tables
 from churn.kkbox import TABLES
 from churn.lake import Lake
+from churn.logs import tracked
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +346,9 @@ def validate(lake: Lake, stage: str, as_of: dt.date | None, run_id: str) -> Vali
             name = f"{stage}.{table}"
             rows = sum(p.rows for p in parts.parts)
             report.rows[table] = rows
-            outcomes = checks.evaluate(lake, docs.suite(name, expectations), parts, cache)
+            with tracked(f"validate {name}", total=len(parts.parts), unit="parts") as progress:
+                outcomes = checks.evaluate(lake, docs.suite(name, expectations), parts, cache,
+                                           lambda part: progress.advance(1, rows=part.rows))  # fmt: skip
             docs.render(name, outcomes, rows)
             log.info("validated %s: %s rows in %d parts", name, f"{rows:,}", len(parts.parts))
             for outcome in outcomes:
