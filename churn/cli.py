@@ -42,15 +42,29 @@ def _configure() -> None:
 @app.command()
 def synth(
     profile: Annotated[
-        str, typer.Option(help="Size profile: tiny (~1k users), demo (~20k), bench (~1M).")
+        str,
+        typer.Option(
+            help="Size profile: tiny (~1k users), demo (~20k), bench (~1M), full (the real dump's size: "
+            "~6.8M members, ~370M log rows, ~26M transactions, ~1M users per label file; ~30 GB of CSV)."
+        ),
     ] = "tiny",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 7,
     out: Annotated[str | None, typer.Option(help="Lake URL to write into (default CHURN_LAKE_URL).")] = None,
     daily: Annotated[
         str | None,
-        typer.Option(help="START:END (YYYY-MM-DD): write one daily drop per date instead of the dump."),
+        typer.Option(
+            help="START:END (YYYY-MM-DD): write one daily drop per date instead of the dump. Drops draw "
+            "on what the dump kept of its users' future (synth/state/) when it was written with the same "
+            "seed and profile; otherwise every chunk of users is re-simulated (same files, slower).",
+        ),
     ] = None,
-    users: Annotated[int | None, typer.Option(help="Override the profile's number of users.")] = None,
+    users: Annotated[
+        int | None,
+        typer.Option(
+            help="Override the profile's number of users (people: in the full profile 48% of them only "
+            "have a member row)."
+        ),
+    ] = None,
     days: Annotated[
         int | None,
         typer.Option(help="Override the days of history before 2017-04-01 (60-821, 821 = from 2015-01-01)."),
@@ -71,8 +85,18 @@ def synth(
             "transactions_v2.csv) with the real March 2017's quantiles and shares.",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes simulating the dump's chunks (default: one per core); the files are the same "
+            "bytes for any number.",
+        ),
+    ] = None,
 ) -> None:
     """Write the Kaggle-format history dump (or daily drops) into Bronze."""
+    import os
+
     from churn.lake import Lake
     from churn.synth.profiles import get_profile
     from churn.synth.writer import parse_range, write_daily, write_dump
@@ -97,7 +121,7 @@ def synth(
             raise typer.BadParameter(
                 "--drift applies to daily drops only (with --daily)", param_hint="--drift"
             )
-        summary = write_dump(lake, chosen, seed)
+        summary = write_dump(lake, chosen, seed, workers or os.cpu_count() or 1)
     rows = ", ".join(f"{name} {count:,}" for name, count in summary["rows"].items())
     typer.echo(f"synth {chosen.name} seed {seed} -> {lake.uri('bronze')}: {rows} ({summary['seconds']} s)")
 

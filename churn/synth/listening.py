@@ -41,11 +41,14 @@ def user_traits(seed: int, uid: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def simulate_logs(seed: int, intervals: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
+def simulate_logs(
+    seed: int, intervals: dict[str, np.ndarray], lo: int, hi: int, listening: float = 1.0
+) -> dict[str, np.ndarray]:
     """user_logs rows for days in [lo, hi] (day numbers) within the membership intervals.
 
     Intervals of one user never overlap (the timeline cuts a period where the next one starts), so each
-    (user, day) appears at most once.
+    (user, day) appears at most once. `listening` scales the share of member days with a row (the rows
+    themselves are drawn the same way, so a logged day looks the same at any scale).
     """
     start = np.maximum(intervals["start"], lo)
     end = np.minimum(intervals["end"], hi)
@@ -64,7 +67,8 @@ def simulate_logs(seed: int, intervals: dict[str, np.ndarray], lo: int, hi: int)
     # Fade towards a churn decision: from 100% to 35% of normal activity over the last 45 days.
     to_decision = (decision[owner] - day).astype(np.float64)
     fade = np.where(churn[owner], 0.35 + 0.65 * np.clip(to_decision / 45.0, 0.0, 1.0), 1.0)
-    active = uniform(seed, user, day, 1) < traits["active"] * (0.55 + 0.45 * fade)
+    days_share = np.minimum(listening * traits["active"], 1.0)
+    active = uniform(seed, user, day, 1) < days_share * (0.55 + 0.45 * fade)
     user, day, fade = user[active], day[active], fade[active]
     traits = {k: v[active] for k, v in traits.items()}
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from churn.kkbox import HISTORY_START, day_number
+from churn.synth.profiles import Behaviour
+
+DEFAULT = Behaviour()
 
 # (payment_plan_days, plan_list_price, probability): 30-day plans dominate, 410-day plans are the long ones.
 PLANS = np.array(
@@ -67,18 +70,31 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _month(days: np.ndarray) -> np.ndarray:
+    """The calendar month (months since 1970-01) of day numbers."""
+    return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+
+
 def make_msno(rng: np.random.Generator, n: int) -> np.ndarray:
     """n ids shaped like KKBox's msno: base64 of 32 random bytes (44 characters, ends with '=')."""
     raw = rng.bytes(32 * n)
     return np.array([base64.b64encode(raw[i * 32 : (i + 1) * 32]).decode() for i in range(n)], dtype=object)
 
 
-def make_users(rng: np.random.Generator, uid_start: int, n: int, history_start: int, horizon: int) -> Users:
-    """Draw a chunk's users: most were members before the history starts, the rest join over time."""
+def make_users(
+    rng: np.random.Generator,
+    uid_start: int,
+    n: int,
+    history_start: int,
+    horizon: int,
+    established: float = 0.6,
+) -> Users:
+    """Draw a chunk's users: an `established` share were members before the history starts, the rest
+    join over time."""
     uid = np.arange(uid_start, uid_start + n, dtype=np.int64)
     msno = make_msno(rng, n)
     propensity = rng.standard_normal(n)
-    old = rng.random(n) < 0.6
+    old = rng.random(n) < established
     old_start, old_end = day_number(HISTORY_START) - 4000, history_start - 1
     registered = np.where(
         old,
@@ -110,7 +126,9 @@ def _draw_methods(rng: np.random.Generator, auto: np.ndarray) -> np.ndarray:
     )
 
 
-def simulate(rng: np.random.Generator, users: Users, horizon: int) -> Timeline:
+def simulate(
+    rng: np.random.Generator, users: Users, horizon: int, behaviour: Behaviour = DEFAULT
+) -> Timeline:
     """Simulate every user's periods up to `horizon` (a day number); returns the chunk's timeline."""
     n = len(users.uid)
     z = users.propensity
@@ -144,16 +162,37 @@ def simulate(rng: np.random.Generator, users: Users, horizon: int) -> Timeline:
         _append(
             tx, users.uid[idx], method[idx], days, price, amount, is_auto, start, expiry, np.zeros(m, bool)
         )
+        # Some members buy a second plan a few days into a paid one: it extends the same period, which
+        # ends (and is decided) at the later expiry. Never on the first day (so the two rows' order is
+        # clear) and in the same month (so no cohort's cutoff falls between them); drawn only when the
+        # profile asks for it (the default draws stay as they were).
+        second_day = start
+        if behaviour.paid_ahead > 0:
+            later = start + 1 + rng.integers(0, 10, m)
+            ahead = (rng.random(m) < behaviour.paid_ahead) & ~trial[idx] & (days >= 30)
+            ahead &= _month(later) == _month(start)
+            second_day = np.where(ahead, later, start)
+            a = np.flatnonzero(ahead)
+            expiry = np.where(ahead, expiry + days, expiry)
+            _append(
+                tx, users.uid[idx][a], method[idx][a], days[a], price[a], amount[a], is_auto[a],
+                second_day[a], expiry[a], np.zeros(a.size, bool),
+            )  # fmt: skip
 
         # An auto-renewing member may switch renewal off mid-period: the membership ends at the cancel.
         # Long-standing members cancel less, so cancels thin out as the member base ages (~4% of the rows
         # up to February 2017, ~2.5% in March 2017, as in the real files).
-        cancel_logit = CANCEL_LOGIT + 0.8 * z[idx] - CANCEL_TENURE * np.minimum(renewals[idx], TENURE_CAP)
+        cancel_logit = (
+            CANCEL_LOGIT
+            + behaviour.cancel_shift
+            + 0.8 * z[idx]
+            - CANCEL_TENURE * np.minimum(renewals[idx], TENURE_CAP)
+        )
         cancel = rng.random(m) < np.where(is_auto, _sigmoid(cancel_logit), 0.004)
         same_day = rng.random(m) < 0.3
         span = np.maximum(expiry - start - 1, 1)
         cancel_day = np.where(same_day, start, start + 1 + np.floor(rng.random(m) * span).astype(np.int64))
-        cancel_day = np.minimum(cancel_day, expiry - 1)
+        cancel_day = np.minimum(np.maximum(cancel_day, second_day), expiry - 1)
         # Each decision needs its own expiry day (that is how labels find it): never cancel on the day the
         # previous period ended.
         cancel_day = np.where(cancel_day == prev_expiry[idx], cancel_day + 1, cancel_day)
@@ -185,7 +224,7 @@ def simulate(rng: np.random.Generator, users: Users, horizon: int) -> Timeline:
 
         # Next transaction: an auto-renewal at the expiry (or the day before); a manual renewal up to 10 days
         # early or 29 days late; a churner never, or back after 30+ days.
-        last_tx_day = np.where(cancel, cancel_day, start)
+        last_tx_day = np.where(cancel, cancel_day, second_day)
         auto_next = expiry - (rng.random(m) < 0.3)
         manual_gap = np.rint(rng.triangular(-10, 0, 29, m)).astype(np.int64)
         manual_gap = np.where(cancel, np.maximum(manual_gap, 1), manual_gap)

@@ -1,17 +1,22 @@
 """Write simulated users into Bronze: the Kaggle history dump, or daily drops that continue it.
 
 Users are simulated in fixed chunks from (seed, chunk index), so the dump and any daily drop of the same
-seed and profile describe the same people. Large files are streamed chunk by chunk (bounded memory).
+seed and profile describe the same people. The dump simulates chunks in worker processes and streams
+them into each file in chunk order (a header, then every chunk's rows), so its bytes do not depend on the
+number of workers and memory stays bounded. It also keeps the chunks' future (`state`), from which a daily
+drop draws only its days instead of re-simulating every chunk's whole history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from collections import defaultdict
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -26,7 +31,10 @@ from churn.logs import progress
 from churn.synth import quirks
 from churn.synth.listening import simulate_logs
 from churn.synth.members import simulate_members
+from churn.synth.pool import ordered_map
 from churn.synth.profiles import Profile
+from churn.synth.state import Future, future_of, read_future, state_writer
+from churn.synth.state import tables as state_tables
 from churn.synth.timeline import Timeline, Users, make_users, simulate
 
 log = logging.getLogger(__name__)
@@ -46,24 +54,50 @@ class Chunk:
     timeline: Timeline
     transactions: dict[str, np.ndarray]
     members: dict[str, np.ndarray]
+    listening: float = 1.0  # the profile's scale of listening days (see `Behaviour`)
 
-    def msno(self, uid: np.ndarray) -> np.ndarray:
-        """The msno strings of global user indices of this chunk."""
-        return self.users.msno[uid - self.users.uid[0]]
+    def msno(self, uid: np.ndarray) -> pa.Array:
+        """The msno strings of global user indices of this chunk (taken in Arrow: a chunk's log rows
+        need hundreds of thousands, too many to go through Python strings)."""
+        return self._msno.take(pa.array(uid - self.users.uid[0], pa.int64()))
+
+    @cached_property
+    def _msno(self) -> pa.Array:
+        return pa.array(self.users.msno, pa.string())
+
+    @property
+    def intervals(self) -> dict[str, np.ndarray]:
+        """The membership intervals listening is drawn from."""
+        return self.timeline.intervals
 
 
 def simulate_chunk(seed: int, profile: Profile, index: int) -> Chunk:
-    """Simulate chunk `index` of a profile (deterministic for the seed)."""
+    """Simulate chunk `index` of a profile (deterministic for the seed).
+
+    The chunk's first users subscribe; the profile's `dormant` share after them (drawn from a stream of
+    their own, so the subscribers are the same with or without them) only have a member row.
+    """
+    behaviour = profile.behaviour
     start = index * profile.chunk_users
     n = min(profile.chunk_users, profile.users - start)
+    dormant = min(round(n * behaviour.dormant), n - 1)
     history_start = kkbox.day_number(kkbox.DUMP_END) - profile.days + 1
     horizon = kkbox.day_number(HORIZON)
     rng = np.random.default_rng([seed, index])
-    users = make_users(rng, start, n, history_start, horizon)
-    timeline = simulate(rng, users, horizon)
+    users = make_users(rng, start, n - dormant, history_start, horizon, behaviour.established)
+    timeline = simulate(rng, users, horizon, behaviour)
     members = simulate_members(rng, users)
+    if dormant:
+        other = np.random.default_rng([seed, index, 3])
+        # Registered like the default population: since 2004, two in five during the history or later.
+        idle = make_users(other, start + n - dormant, dormant, history_start, horizon)
+        idle_members = simulate_members(other, idle)
+        idle_members["has_row"][:] = True  # a member row is all they have
+        both = (users, idle)
+        users = Users(*(np.concatenate([getattr(u, f.name) for u in both]) for f in fields(Users)))
+        members = {k: np.concatenate([members[k], idle_members[k]]) for k in members}
     tx = quirks.transactions(np.random.default_rng([seed, index, 1]), timeline.transactions)
-    return Chunk(seed, users, timeline, tx, members)
+    return Chunk(seed, users, timeline, tx, members, behaviour.listening)
 
 
 def chunk_count(profile: Profile) -> int:
@@ -76,7 +110,7 @@ def _yyyymmdd(days: np.ndarray) -> pa.Array:
     return pa.array(kkbox.to_yyyymmdd(days), pa.int32())
 
 
-def transactions_table(chunk: Chunk, rows: np.ndarray) -> pa.Table:
+def transactions_table(chunk: Chunk | Future, rows: np.ndarray) -> pa.Table:
     """transactions.csv rows (dates as integer YYYYMMDD)."""
     tx = chunk.transactions
     return pa.table(
@@ -90,7 +124,7 @@ def transactions_table(chunk: Chunk, rows: np.ndarray) -> pa.Table:
     )
 
 
-def members_table(chunk: Chunk, rows: np.ndarray) -> pa.Table:
+def members_table(chunk: Chunk | Future, rows: np.ndarray) -> pa.Table:
     """members_v3.csv rows (empty gender written as an empty field)."""
     m = chunk.members
     return pa.table(
@@ -105,9 +139,18 @@ def members_table(chunk: Chunk, rows: np.ndarray) -> pa.Table:
     )
 
 
-def user_logs_table(chunk: Chunk, lo: int, hi: int) -> pa.Table:
+def user_logs_table(chunk: Chunk | Future, lo: int, hi: int) -> pa.Table:
     """user_logs.csv rows for days lo..hi (day numbers), quirks included."""
-    logs = quirks.user_logs(chunk.seed, simulate_logs(chunk.seed, chunk.timeline.intervals, lo, hi))
+    return _logs_table(chunk, _log_rows(chunk, lo, hi))
+
+
+def _log_rows(chunk: Chunk | Future, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """The simulated log rows of days lo..hi (with the user index), quirks included."""
+    simulated = simulate_logs(chunk.seed, chunk.intervals, lo, hi, chunk.listening)
+    return quirks.user_logs(chunk.seed, simulated)
+
+
+def _logs_table(chunk: Chunk | Future, logs: dict[str, np.ndarray]) -> pa.Table:
     if not logs:
         return pa.table({c: pa.array([], t) for c, t in _log_csv_types()})
     return pa.table(
@@ -181,73 +224,126 @@ def cohort_oracle(chunk: Chunk, labels: pd.DataFrame) -> pa.Table:
 
 
 # -- the history dump ----------------------------------------------------------------------------------
+DUMP_FILES = (
+    "members_v3.csv",
+    "transactions.csv",
+    "transactions_v2.csv",
+    "user_logs.csv",
+    "user_logs_v2.csv",
+    "train.csv",
+    "train_v2.csv",
+    kkbox.SAMPLE_SUBMISSION,
+)
+
+
 @dataclass
-class _Writers:
-    """Streaming CSV writers of the dump's files, opened lazily; each file appears only when complete."""
+class DumpPart:
+    """One chunk's share of the dump: each file's CSV bytes (with the header in chunk 0's only), their
+    row counts, and the chunk's future for the state."""
 
-    lake: Lake
-    stack: ExitStack
-    writers: dict[str, pacsv.CSVWriter] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    def write(self, name: str, table: pa.Table) -> None:
-        """Append a table to `bronze/<name>`, writing the header with the first one."""
-        if name not in self.writers:
-            handle = self.stack.enter_context(self.lake.open_atomic(f"bronze/{name}", "text/csv"))
-            writer = pacsv.CSVWriter(handle, table.schema, write_options=csv_write_options())
-            self.stack.callback(writer.close)  # runs before the file is closed and renamed
-            self.writers[name] = writer
-        self.writers[name].write_table(table)
-        self.rows[name] += table.num_rows
+    csv: dict[str, pa.Buffer]
+    rows: dict[str, int]
+    state: dict[str, pa.Table]
 
 
-def write_dump(lake: Lake, profile: Profile, seed: int) -> dict[str, object]:
-    """Write the Kaggle-format history dump into `bronze/`, the oracle into `synth/oracle/`."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to write one chunk (plain values: it crosses a process boundary)."""
+
+    url: str
+    storage_options: dict[str, object]
+    profile: Profile
+    seed: int
+    index: int
+
+
+def _csv(table: pa.Table, header: bool) -> pa.Buffer:
+    """CSV bytes as the KKBox files have them (unquoted), with or without the header line (an Arrow
+    buffer: no copy into Python bytes)."""
+    options = csv_write_options()
+    options.include_header = header
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink, write_options=options)
+    return sink.getvalue()
+
+
+def dump_chunk(lake: Lake, profile: Profile, seed: int, index: int) -> DumpPart:
+    """Simulate one chunk and render its rows of every dump file; its oracle goes straight to the lake."""
     v1_end, dump_end = kkbox.day_number(kkbox.DUMP_V1_END), kkbox.day_number(kkbox.DUMP_END)
     history_start = dump_end - profile.days + 1
-    lake.remove(ORACLE_PREFIX)
-    with ExitStack() as stack:
-        writers = _Writers(lake, stack)
-        for index in progress(range(chunk_count(profile)), total=chunk_count(profile), desc="synth"):
-            chunk = simulate_chunk(seed, profile, index)
-            rng = np.random.default_rng([seed, index, 2])
-            tx = chunk.transactions
-            members = chunk.members
-            member_rows = np.flatnonzero(members["has_row"] & (members["registration_init_time"] <= dump_end))
-            writers.write("members_v3.csv", _shuffled(members_table(chunk, member_rows), rng))
-            march = march_tables(chunk)
-            v1_rows = np.flatnonzero(tx["transaction_date"] <= v1_end)
-            writers.write("transactions.csv", _shuffled(transactions_table(chunk, v1_rows), rng))
-            writers.write("transactions_v2.csv", _shuffled(march["transactions_v2.csv"], rng))
-            writers.write("user_logs.csv", _shuffled(user_logs_table(chunk, history_start, v1_end), rng))
-            writers.write("user_logs_v2.csv", _shuffled(march["user_logs_v2.csv"], rng))
+    chunk = simulate_chunk(seed, profile, index)
+    rng = np.random.default_rng([seed, index, 2])
+    tx, members = chunk.transactions, chunk.members
+    member_rows = np.flatnonzero(members["has_row"] & (members["registration_init_time"] <= dump_end))
+    tables = {"members_v3.csv": _shuffled(members_table(chunk, member_rows), rng)}
+    march = march_tables(chunk)
+    tables["transactions.csv"] = _shuffled(
+        transactions_table(chunk, np.flatnonzero(tx["transaction_date"] <= v1_end)), rng
+    )
+    tables["transactions_v2.csv"] = _shuffled(march["transactions_v2.csv"], rng)
+    tables["user_logs.csv"] = _shuffled(user_logs_table(chunk, history_start, v1_end), rng)
+    tables["user_logs_v2.csv"] = _shuffled(march["user_logs_v2.csv"], rng)
 
-            # Labels come from the full simulated future, as KKBox's own did.
-            tx_all = _chunk_tx_table(chunk)
-            for name, cohort in DUMP_COHORTS.items():
-                labels = label_cohort(tx_all, cohort, key="uid")
-                lake.write_parquet(
-                    f"{ORACLE_PREFIX}/cohort={cohort}/part-{index:05d}.parquet", cohort_oracle(chunk, labels)
-                )
-                writers.write(name, pa.table({"msno": chunk.msno(labels["uid"].to_numpy()),
-                                              "is_churn": labels["is_churn"].astype(np.int32)}))  # fmt: skip
-            submission = label_cohort(tx_all, SUBMISSION_COHORT, key="uid")
-            lake.write_parquet(
-                f"{ORACLE_PREFIX}/cohort={SUBMISSION_COHORT}/part-{index:05d}.parquet",
-                cohort_oracle(chunk, submission),
-            )
-            writers.write(kkbox.SAMPLE_SUBMISSION, pa.table({
-                "msno": chunk.msno(submission["uid"].to_numpy()),
-                "is_churn": np.zeros(len(submission), np.int32),
-            }))  # fmt: skip
-            lake.write_parquet(f"{ORACLE_PREFIX}/decisions/part-{index:05d}.parquet", oracle_decisions(chunk))
+    # Labels come from the full simulated future, as KKBox's own did.
+    tx_all = _chunk_tx_table(chunk)
+    for name, cohort in DUMP_COHORTS.items():
+        labels = label_cohort(tx_all, cohort, key="uid")
+        lake.write_parquet(
+            f"{ORACLE_PREFIX}/cohort={cohort}/part-{index:05d}.parquet", cohort_oracle(chunk, labels)
+        )
+        tables[name] = pa.table({"msno": chunk.msno(labels["uid"].to_numpy()),
+                                 "is_churn": labels["is_churn"].astype(np.int32)})  # fmt: skip
+    submission = label_cohort(tx_all, SUBMISSION_COHORT, key="uid")
+    lake.write_parquet(
+        f"{ORACLE_PREFIX}/cohort={SUBMISSION_COHORT}/part-{index:05d}.parquet",
+        cohort_oracle(chunk, submission),
+    )
+    tables[kkbox.SAMPLE_SUBMISSION] = pa.table(
+        {"msno": chunk.msno(submission["uid"].to_numpy()), "is_churn": np.zeros(len(submission), np.int32)}
+    )
+    lake.write_parquet(f"{ORACLE_PREFIX}/decisions/part-{index:05d}.parquet", oracle_decisions(chunk))
+    return DumpPart(
+        csv={name: _csv(table, header=index == 0) for name, table in tables.items()},
+        rows={name: table.num_rows for name, table in tables.items()},
+        state=state_tables(future_of(chunk, dump_end)),
+    )
+
+
+def _dump_job(job: _Job) -> DumpPart:
+    return dump_chunk(Lake(job.url, job.storage_options), job.profile, job.seed, job.index)
+
+
+def write_dump(lake: Lake, profile: Profile, seed: int, workers: int = 1) -> dict[str, object]:
+    """Write the Kaggle-format history dump into `bronze/`, the oracle into `synth/oracle/` and the
+    chunks' future into `synth/state/`, simulating chunks in `workers` processes.
+
+    Each file is streamed (it appears only when complete) as chunk 0's rows with the header, then every
+    other chunk's rows in chunk order: the same bytes for any number of workers.
+    """
+    started = time.perf_counter()
+    dump_end = kkbox.day_number(kkbox.DUMP_END)
+    history_start = dump_end - profile.days + 1
+    count = chunk_count(profile)
+    lake.remove(ORACLE_PREFIX)
+    rows = dict.fromkeys(DUMP_FILES, 0)
+    jobs = (_Job(lake.url, lake.storage_options, profile, seed, index) for index in range(count))
+    with ExitStack() as stack:
+        state = stack.enter_context(state_writer(lake, profile, seed))  # entered first: closed last
+        files = {
+            name: stack.enter_context(lake.open_atomic(f"bronze/{name}", "text/csv")) for name in DUMP_FILES
+        }
+        for part in progress(ordered_map(_dump_job, jobs, workers), total=count, desc="synth"):
+            for name, data in part.csv.items():
+                files[name].write(memoryview(data))
+                rows[name] += part.rows[name]
+            state.write(part.state)
     summary = {
         "profile": profile.name,
         "seed": seed,
         "users": profile.users,
+        "workers": max(workers, 1),
         "history": [kkbox.to_yyyymmdd(np.array([history_start]))[0].item(), 20170331],
-        "rows": dict(writers.rows),
+        "rows": rows,
         "seconds": round(time.perf_counter() - started, 2),
     }
     lake.write_json("synth/manifest-dump.json", summary)
@@ -255,6 +351,9 @@ def write_dump(lake: Lake, profile: Profile, seed: int) -> dict[str, object]:
 
 
 # -- daily drops ----------------------------------------------------------------------------------------
+DAILY_WINDOW_DAYS = 7  # days drawn at once without drift (bounds memory; days are independent then)
+
+
 def parse_range(text: str) -> tuple[dt.date, dt.date]:
     """`START:END` (YYYY-MM-DD, inclusive) -> dates, within the simulated period after the dump."""
     try:
@@ -301,29 +400,69 @@ def write_daily(
     lake: Lake, profile: Profile, seed: int, start: dt.date, end: dt.date, drift: float = 0.0
 ) -> dict[str, object]:
     """Write one drop per day and table (`bronze/<table>/dt=D/<table>.csv`), same users as the dump;
-    `drift` > 0 shifts the drops' listening (see `inject_drift`)."""
+    `drift` > 0 shifts the drops' listening (see `inject_drift`).
+
+    The rows come from the dump's state when it was made from this seed and profile (only the days'
+    listening is simulated), else from re-simulating every chunk; both give the same bytes.
+    """
     started = time.perf_counter()
     lo, hi = kkbox.day_number(start), kkbox.day_number(end)
-    parts: dict[tuple[str, int], list[pa.Table]] = defaultdict(list)
-    for index in progress(range(chunk_count(profile)), total=chunk_count(profile), desc="synth daily"):
-        chunk = simulate_chunk(seed, profile, index)
-        members, tx = chunk.members, chunk.transactions
-        logs = inject_drift(user_logs_table(chunk, lo, hi), drift, seed + index)
-        log_days = np.asarray(logs["date"].to_numpy())
-        for day in range(lo, hi + 1):
-            ymd = kkbox.to_yyyymmdd(np.array([day]))[0]
-            rows = np.flatnonzero(members["has_row"] & (members["registration_init_time"] == day))
-            parts[("members", day)].append(members_table(chunk, rows))
-            parts[("transactions", day)].append(
-                transactions_table(chunk, np.flatnonzero(tx["transaction_date"] == day))
-            )
-            parts[("user_logs", day)].append(logs.filter(pa.array(log_days == ymd)))
+    future, source = read_future(lake, profile, seed, lo, hi), "state"
+    if future is None:
+        future, source = _simulated_future(profile, seed, lo, hi), "simulated"
+    # With drift, a chunk's rows of the whole range share one random stream: draw the range at once.
+    step = hi - lo + 1 if drift > 0 else DAILY_WINDOW_DAYS
     rows: dict[str, int] = defaultdict(int)
-    for (table, day), tables in sorted(parts.items()):
-        combined = pa.concat_tables(tables)
-        lake.write_csv(kkbox.daily_path(table, dt.date(1970, 1, 1) + dt.timedelta(days=day)), combined)
-        rows[table] += combined.num_rows
+    for first in range(lo, hi + 1, step):
+        last = min(first + step - 1, hi)
+        drops = _daily_tables(future.window(first, last), first, last, drift, profile.chunk_users)
+        for (table, day), combined in sorted(drops.items()):
+            lake.write_csv(kkbox.daily_path(table, kkbox.EPOCH + dt.timedelta(days=day)), combined)
+            rows[table] += combined.num_rows
     summary = {"profile": profile.name, "seed": seed, "days": [str(start), str(end)], "rows": dict(rows),
-               "drift": drift,
+               "drift": drift, "source": source,
                "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
     return summary
+
+
+def _simulated_future(profile: Profile, seed: int, lo: int, hi: int) -> Future:
+    """Days lo..hi of every chunk's future, re-simulated (when the lake holds no state for them)."""
+    after = kkbox.day_number(kkbox.DUMP_END)
+    futures = [
+        future_of(simulate_chunk(seed, profile, index), after).window(lo, hi)
+        for index in progress(range(chunk_count(profile)), total=chunk_count(profile), desc="synth daily")
+    ]
+    return Future(
+        seed,
+        profile.behaviour.listening,
+        np.concatenate([f.uid for f in futures]),
+        pa.concat_arrays([f.msno_of for f in futures]),
+        *({k: np.concatenate([getattr(f, part)[k] for f in futures]) for k in getattr(futures[0], part)}
+          for part in ("intervals", "transactions", "members")),
+    )  # fmt: skip
+
+
+def _daily_tables(
+    future: Future, lo: int, hi: int, drift: float, chunk_users: int
+) -> dict[tuple[str, int], pa.Table]:
+    """Each day's members, transactions and user_logs rows, in chunk order (drift drawn per chunk)."""
+    logs = _log_rows(future, lo, hi)
+    table = _logs_table(future, logs)
+    if drift > 0 and table.num_rows:
+        chunk = logs["uid"] // chunk_users
+        cuts = [0, *(np.flatnonzero(np.diff(chunk)) + 1), table.num_rows]
+        table = pa.concat_tables(
+            [
+                inject_drift(table.slice(a, b - a), drift, future.seed + int(chunk[a]))
+                for a, b in itertools.pairwise(cuts)
+            ]
+        )
+    log_days = table["date"].to_numpy()
+    tx_days, member_days = future.transactions["transaction_date"], future.members["registration_init_time"]
+    drops = {}
+    for day in range(lo, hi + 1):
+        ymd = kkbox.to_yyyymmdd(np.array([day]))[0]
+        drops[("members", day)] = members_table(future, np.flatnonzero(member_days == day))
+        drops[("transactions", day)] = transactions_table(future, np.flatnonzero(tx_days == day))
+        drops[("user_logs", day)] = table.filter(pa.array(log_days == ymd))
+    return drops
