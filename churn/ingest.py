@@ -154,10 +154,14 @@ def check_header(lake: Lake, source: Source) -> int:
     return len(first)
 
 
+def stamp_of(info: dict[str, Any]) -> str:
+    """A file's version stamp from its listing or info entry: ETag on S3, modification time locally."""
+    return str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or "")
+
+
 def file_stamp(lake: Lake, path: str) -> str:
     """A cheap identity of a file's version: its modification time or ETag."""
-    info = lake.fs.info(lake.path(path))
-    return str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or "")
+    return stamp_of(lake.fs.info(lake.path(path)))
 
 
 # -- tasks --------------------------------------------------------------------------------------------------

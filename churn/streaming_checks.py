@@ -19,6 +19,7 @@ A part's tallies depend only on the part's bytes and the expectation, so they ar
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -146,10 +147,6 @@ class ColumnStats:
     maximum: Any = None
     nulls: int | None = 0
 
-    def to_json(self) -> list[Any]:
-        """[min, max, nulls] with dates as ISO text (for the cache)."""
-        return [_plain(self.minimum), _plain(self.maximum), self.nulls]
-
 
 @dataclass
 class Part:
@@ -195,8 +192,6 @@ def batches(lake: Lake, path: str, columns: list[str]) -> Iterator[pa.RecordBatc
 # -- row-level checks ----------------------------------------------------------------------------------
 def _scalar(value: Any, kind: pa.DataType) -> pa.Scalar:
     if pa.types.is_date(kind) and isinstance(value, str):
-        import datetime as dt
-
         value = dt.date.fromisoformat(value[:10])
     elif pa.types.is_date(kind) and hasattr(value, "date"):
         value = value.date()
@@ -297,8 +292,6 @@ def _sample_key(arrays: list[np.ndarray], index: int, columns: tuple[str, ...], 
     for name, array in zip(columns, arrays, strict=True):
         value: Any = int(array[index])
         if pa.types.is_date(schema.field(name).type):
-            import datetime as dt
-
             value = (dt.date(1970, 1, 1) + dt.timedelta(days=value)).isoformat()
         values.append(value)
     return values[0] if len(columns) == 1 else dict(zip(columns, values, strict=True))
@@ -490,6 +483,13 @@ class TableParts:
         return [p for group in self.groups.values() for p in group]
 
 
+def group_key(group: str, members: Sequence[Part]) -> str:
+    """The cache key of a group's cross-part results: the group and the identities of its parts, so a
+    part added, replaced or removed gives a new key."""
+    identity = hashlib.sha256("|".join(sorted(p.identity for p in members)).encode()).hexdigest()[:24]
+    return f"group:{group}:{identity}"
+
+
 def evaluate(
     lake: Lake,
     expectations: Sequence[Any],
@@ -553,8 +553,7 @@ def evaluate(
     for group, members in table.groups.items():
         if len(members) < 2:
             continue
-        identity = hashlib.sha256("|".join(sorted(p.identity for p in members)).encode()).hexdigest()[:24]
-        cached = cache.setdefault(f"group:{group}:{identity}", {})
+        cached = cache.setdefault(group_key(group, members), {})
         for _, check in checks:
             if check.kind in UNIQUE_KINDS:
                 if check.key not in cached:

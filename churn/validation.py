@@ -22,7 +22,6 @@ the lake (local or S3). Row counts of a passing run are kept in `reports/validat
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import tempfile
 import time
@@ -37,7 +36,7 @@ from churn import streaming_checks as checks
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES, GROUP_TABLES, SPEC, uncovered_features
 from churn.gold import features_prefix, silver_first_day
-from churn.ingest import silver_tables
+from churn.ingest import silver_tables, stamp_of
 from churn.kkbox import TABLES
 from churn.lake import Lake
 from churn.logs import tracked
@@ -204,11 +203,7 @@ def _severity(config: Any) -> str:
 
 def _identities(table: checks.TableParts) -> set[str]:
     """The cache keys a table's current parts and groups use (older ones are dropped)."""
-    keys = {p.identity for p in table.parts}
-    for group, members in table.groups.items():
-        identity = hashlib.sha256("|".join(sorted(p.identity for p in members)).encode()).hexdigest()[:24]
-        keys.add(f"group:{group}:{identity}")
-    return keys
+    return {p.identity for p in table.parts} | {checks.group_key(g, m) for g, m in table.groups.items()}
 
 
 def _detail(observed: dict[str, Any]) -> str:
@@ -288,8 +283,7 @@ def _listing(lake: Lake, prefix: str) -> dict[str, str]:
     for path, info in found.items():
         relative = lake.relative(path)
         if relative.endswith(".parquet"):
-            stamp = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
-            parts[relative] = f"{relative}|{info.get('size')}|{stamp}"
+            parts[relative] = f"{relative}|{info.get('size')}|{stamp_of(info)}"
     return parts
 
 
