@@ -84,3 +84,15 @@ def test_sampler_applies_only_while_fitting_and_calibration_restores_the_rate(pa
     assert raw.mean() > 1.3 * y.mean()  # undersampled training inflates the probabilities...
     model = calibrate(pipeline, data[cal], y[cal], "sigmoid")
     assert abs(churn_probability(model, data).mean() - y.mean()) < 0.02  # ...and calibration undoes it
+
+
+def test_model_input_is_one_float32_frame_with_the_same_values() -> None:
+    """At the real size every float64 copy of the training frame costs gigabytes: the model reads float32,
+    and the values (ratios, cleaning) are those of the float64 arithmetic rounded once."""
+    train = frame(200)
+    out = FeatureFrame().fit(train).transform(train)
+    numeric = [name for name in out.columns if name not in FeatureFrame().categorical]
+    assert {str(out[name].dtype) for name in numeric} == {"float32"}
+    expected = train["last_paid"] / train["last_plan_days"].where(train["last_plan_days"] != 0)
+    assert np.allclose(out["paid_per_plan_day"], expected.astype(np.float32), rtol=1e-6, equal_nan=True)
+    assert out["city"].dtype == "category" and out["city"].notna().all()
