@@ -30,13 +30,14 @@ from api.metrics import MODEL_VERSION, MetricsMiddleware
 from api.routers import health, models, monitoring, predict, scores
 from api.schemas import add_head_routes, invalid, validation_details
 from api.security import access_mode
+from churn.champion import ModelUnavailableError
 from churn.db import DatabaseUnavailableError, make_async_engine, redact
-from churn.gold import silver_first_day, silver_newest_day
 from churn.lake import Lake
+from churn.live import SilverDays
 from churn.logs import configure_logging
 from churn.predlog import PredictionLog
 from churn.scorereads import CursorError, NewestDate
-from churn.serving import ChampionHolder, ModelUnavailableError
+from churn.serving import ChampionHolder
 from churn.settings import load_settings
 
 log = logging.getLogger("churn.api")
@@ -46,11 +47,10 @@ def _read_silver_days(app: FastAPI) -> None:
     """Silver's newest day (the latest as_of /predict answers for) and first user-log day (the features'
     coverage bound), read from the parts' statistics here rather than on every request."""
     try:
-        app.state.silver_day = silver_newest_day(app.state.lake)
-        app.state.logs_from = silver_first_day(app.state.lake, "user_logs")
+        app.state.silver = SilverDays.read(app.state.lake)
     except Exception as error:  # an unreachable lake must not stop the scores API
         log.warning("cannot read Silver's dates: %s", error)
-        app.state.silver_day = app.state.logs_from = None
+        app.state.silver = SilverDays()
 
 
 async def _refresh_forever(app: FastAPI, seconds: float) -> None:

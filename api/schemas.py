@@ -15,9 +15,11 @@ from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from churn import monitortables
 from churn.events import MSNO_PATTERN, MemberEvent, TransactionEvent, UserLogEvent
+from churn.monitortables import DriftRow
 
-RISK_BAND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # the names `churn.scoring.band_names` gives
+RISK_BAND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # the names `churn.bands.band_names` gives
 Msno = Annotated[str, Field(pattern=MSNO_PATTERN, description="KKBox user id: 44 base64 characters")]
 MAX_TRANSACTIONS = 2_000
 MAX_LOG_ROWS = 10_000
@@ -155,44 +157,15 @@ def add_head_routes(router: APIRouter) -> None:
             router.routes.append(head)
 
 
-class DriftReport(BaseModel):
+class DriftReport(DriftRow):
     """The newest weekly drift summary: the week's scoring inputs against the champion's reference."""
 
-    week_ending: dt.date
-    model_name: str
-    model_version: int
-    score_dates: list[dt.date]
-    reference_rows: int
-    current_rows: int
-    live_rows: int
-    drift_share: float = Field(ge=0.0, le=1.0, description="share of features whose distance passed 0.1")
-    drifted_features: list[str]
-    dataset_drift: bool
-    score_drift: float | None = Field(description="Wasserstein distance (normed) of the probabilities")
-    live_drift_share: float | None
-    performance_alert: bool
-    alert: bool
-    report_uri: str | None = Field(
-        description="the HTML report's path relative to the lake (None: elsewhere)"
-    )
     created_at: dt.datetime
 
 
-class CohortPerformance(BaseModel):
+class CohortPerformance(monitortables.CohortPerformance):
     """Realised performance of a cohort's published scores once its outcomes are known."""
 
-    cohort: str
-    score_date: dt.date
-    model_name: str
-    model_version: int
-    users: int
-    churn_rate: float
-    log_loss: float
-    roc_auc: float | None
-    validation_log_loss: float | None
-    degradation: float | None = Field(description="realised log loss / validation log loss - 1")
-    degraded: bool
-    week_ending: dt.date
     computed_at: dt.datetime
 
 

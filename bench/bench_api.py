@@ -101,9 +101,9 @@ def _inputs(lake_url: str, env: dict[str, str]) -> tuple[Path, Path, Path]:
     """Request paths (random scored msnos), and one raw-events body of a user with ~200 log rows."""
     from sqlalchemy import create_engine, text
 
-    from churn.ingest import read_silver
+    from bench.common import events_of_user
     from churn.lake import Lake
-    from churn.live import events_of_user
+    from churn.silver import read_silver
 
     folder = DATA / "api"
     folder.mkdir(parents=True, exist_ok=True)

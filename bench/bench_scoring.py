@@ -46,9 +46,10 @@ def prepare(users: int) -> tuple[str, dict[str, str]]:
     from sqlalchemy.engine import make_url
 
     from churn.features import SPEC_HASH
-    from churn.gold import features_prefix, read_features, silver_version
+    from churn.gold import features_prefix, read_features
     from churn.lake import Lake
     from churn.scoring import active_mask
+    from churn.silver import silver_version
 
     lake_path = bench_lake("demo")
     store = DATA / "scoring"
@@ -123,10 +124,11 @@ from sqlalchemy.engine import make_url
 from churn.gold import read_features
 from churn.lake import Lake
 from churn.pipeline import inner_pipeline
-from churn.scoring import load_champion
+from churn.champion import load_champion
 from churn.settings import Settings
 settings = Settings(lake_url={lake_url!r})
-version, model = load_champion(settings)
+champion = load_champion(settings)
+version, model = champion.version, champion.model
 pipeline = inner_pipeline(model)
 features = read_features(Lake({lake_url!r}), dt.date.fromisoformat({SCORE_DATE!r}))
 matrix = pipeline.named_steps["features"].transform(features.to_pandas())

@@ -6,6 +6,7 @@ Each measurement runs in a fresh child process so its peak RSS is its own (`ru_m
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
@@ -14,6 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from churn.lake import Lake
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT / "data"
@@ -240,3 +245,33 @@ class WatchedChild:
 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
+
+
+# -- what a client holding a user's events would send -------------------------------------------------
+def events_of_user(lake: Lake, msno: str, as_of: dt.date) -> dict[str, Any]:
+    """A known user's Silver rows up to `as_of` as a raw-events body (KKBox field names, dates as
+    YYYYMMDD): what a client holding the same events would send to POST /predict."""
+    import numpy as np
+
+    from churn.silver import bucket_count, read_silver
+    from churn.userkey import bucket_of, user_id_of
+
+    user = user_id_of(msno)
+    bucket = int(bucket_of(np.array([user]), bucket_count(lake))[0])
+
+    def records(table: str, date_column: str | None) -> list[dict[str, Any]]:
+        filters = [("user_id", "=", user)] + ([(date_column, "<=", as_of)] if date_column else [])
+        rows = read_silver(lake, table, bucket, filters=filters).drop(["user_id"]).to_pylist()
+        return [
+            {k: int(v.strftime("%Y%m%d")) if isinstance(v, dt.date) else v for k, v in r.items()}
+            for r in rows
+        ]
+
+    members = records("members", None)
+    return {
+        "msno": msno,
+        "as_of": as_of.isoformat(),
+        "member": members[-1] if members else None,
+        "transactions": records("transactions", "transaction_date"),
+        "user_logs": records("user_logs", "date"),
+    }

@@ -43,7 +43,7 @@ import py7zr.io
 from tqdm import tqdm
 
 from churn import kkbox
-from churn.ingest import _DAILY, IngestError, dump_files, file_stamp
+from churn.ingest import _DAILY, IngestError
 from churn.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class _Archive:
 
     def __init__(self, lake: Lake, path: str) -> None:
         self.lake, self.path = lake, path
-        self.size, self.stamp = lake.size(path), file_stamp(lake, path)
+        self.size, self.stamp = lake.size(path), lake.stamp(path)
         self.folder = posixpath.dirname(path)
         self.plan: dict[str, str] = {}  # member (as named in the archive) -> the CSV it yields
         self.ignored: list[str] = []
@@ -253,7 +253,7 @@ class _Archive:
         daily = _DAILY.match(f"{self.folder}/{name}")
         if daily and daily["table"] in kkbox.TABLES:
             return f"{self.folder}/{name}"
-        if name in dump_files():
+        if name in kkbox.DUMP_FILES:
             return f"bronze/{name}"
         target = f"{self.folder}/{name}"
         log.warning("%s member %s: unpacked to %s, not read by the ingest (no Kaggle file name, no daily "

@@ -1,8 +1,9 @@
 """The `churn` command line: the contract that DAG tasks, DVC stages, tests and people call.
 
-Each command reads its defaults from Settings (`CHURN_*`), prints a short summary on success and exits
-non-zero with one line (`churn: error: ...`) on an expected failure. Commands whose implementation has
-not landed yet say so plainly and exit 2.
+Each pipeline command (ingest, labels, features, gold, validate, train, score, drift) is one call into
+`churn.steps`, the entrance the Airflow tasks use too, and only formats the summary it returns; `synth`,
+`model` and `db` call their modules directly. Defaults come from Settings (`CHURN_*`); a command prints
+one summary line on success and exits non-zero with one line (`churn: error: ...`) on an expected failure.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -133,36 +134,31 @@ def ingest(
     ] = False,
 ) -> None:
     """Bronze -> Silver for everything not yet ingested (idempotent)."""
-    from churn.ingest import ingest as run_ingest
-    from churn.lake import Lake
-    from churn.logs import new_run_id, run_context
+    from churn import steps
 
-    settings = get_settings()
-    lake = Lake.from_settings(settings)
-    with run_context("ingest", new_run_id("ingest")) as run_id:
-        report = run_ingest(lake, settings, run_id, force=force)
-    summary = report.summary()
+    summary = steps.ingest(force=force)
     tables = "; ".join(
         f"{name} {t['rows_in']:,} in, {t['rows_out']:,} out, {t['quarantined']:,} quarantined, "
         f"{t['duplicates']:,} duplicates"
         for name, t in summary["tables"].items()
     )
-    archives = Counter(u["archive"] for u in report.unpacked)
+    archives = Counter(u["archive"] for u in summary["unpacked"])
     unpacked = ", ".join(f"{a} ({n} CSV{'s' if n > 1 else ''})" for a, n in archives.items())
+    missing = summary["missing"]
     typer.echo(
-        f"ingest {run_id}: {len(report.sources)} sources ingested, {len(report.skipped)} already in Silver"
-        f"{': ' + tables if tables else ''} -> {lake.uri('silver')} ({report.seconds:.1f} s)"
+        f"ingest {summary['run_id']}: {summary['sources']} sources ingested, {summary['skipped']} already in "
+        f"Silver{': ' + tables if tables else ''} -> {summary['silver']} ({summary['seconds']:.1f} s)"
         f"{'; unpacked ' + unpacked if unpacked else ''}"
-        f"{'; missing ' + ', '.join(report.missing) if report.missing else ''}"
+        f"{'; missing ' + ', '.join(missing) if missing else ''}"
     )
 
 
-def _agreement_text(manifest: dict) -> str:
-    """The rule's agreement with a released label file, for the labels line ("" for the rule's labels)."""
-    if "rule_agreement" not in manifest:
+def _agreement_text(agreement: dict[str, Any] | str | None) -> str:
+    """The rule's agreement with a released label file, for the labels line ("" for the rule's labels,
+    whose summary says "absent")."""
+    if agreement == "absent":
         return ""
-    agreement = manifest["rule_agreement"]
-    if agreement is None or agreement["share"] is None:
+    if not isinstance(agreement, dict) or agreement["share"] is None:
         return "; rule agreement not computable (Silver ends before the renewal window, or no common user)"
     return (
         f"; rule agrees with it on {agreement['agree']:,} of {agreement['both']:,} users both label "
@@ -170,43 +166,48 @@ def _agreement_text(manifest: dict) -> str:
     )
 
 
-@app.command()
-def labels(cohort: Annotated[str, typer.Option(help="Cohort month YYYY-MM.")]) -> None:
-    """Build Gold labels for a cohort month with the WSDM churn rule (or the released label file)."""
-    from churn.gold import build_labels
-    from churn.lake import Lake
-    from churn.logs import new_run_id, run_context
+def _reused(built: bool, build: str | None) -> str:
+    """What the summary line adds when a step kept the build in place instead of building."""
+    return "" if built else f"; already built from the current Silver (build {build}; --force rebuilds)"
 
-    settings = get_settings()
-    lake = Lake.from_settings(settings)
-    with run_context("labels", new_run_id("labels", cohort)) as run_id:
-        manifest = build_labels(lake, settings, cohort, run_id)
+
+@app.command()
+def labels(
+    cohort: Annotated[str, typer.Option(help="Cohort month YYYY-MM.")],
+    force: Annotated[bool, typer.Option(help="Rebuild even when built from the current Silver.")] = False,
+) -> None:
+    """Build Gold labels for a cohort month with the WSDM churn rule (or the released label file),
+    unless they were built from the current Silver."""
+    from churn import steps
+
+    summary = steps.labels(cohort, force=force)
     typer.echo(
-        f"labels {cohort}: {manifest['rows']:,} users from {manifest['source']}"
-        f"{_agreement_text(manifest)} -> "
-        f"{lake.uri(f'gold/labels/cohort={cohort}')} ({manifest['seconds']} s)"
+        f"labels {cohort}: {summary['rows']:,} users from {summary['source']}"
+        f"{_agreement_text(summary['rule_agreement'])} -> {summary['path']} ({summary['seconds']} s)"
+        f"{_reused(summary['built'], summary['labels_run_id'])}"
     )
 
 
 @app.command()
-def features(as_of: Annotated[str, typer.Option("--as-of", help="Snapshot date YYYY-MM-DD.")]) -> None:
-    """Build Gold features as of a date (point-in-time: only rows dated on or before it).
+def features(
+    as_of: Annotated[str, typer.Option("--as-of", help="Snapshot date YYYY-MM-DD.")],
+    force: Annotated[
+        bool, typer.Option(help="Rebuild even when built from the current Silver and feature spec.")
+    ] = False,
+) -> None:
+    """Build Gold features as of a date (point-in-time: only rows dated on or before it), unless they
+    were built from the current Silver and feature spec.
 
     A date after Silver's newest day (the latest log or transaction ingested) or before its first
     transaction is refused, and nothing is written.
     """
-    from churn.gold import build_gold_features, features_prefix, parse_date
-    from churn.lake import Lake
-    from churn.logs import new_run_id, run_context
+    from churn import steps
 
-    settings = get_settings()
-    lake = Lake.from_settings(settings)
-    day = parse_date(as_of, "--as-of")
-    with run_context("features", new_run_id("features", as_of)) as run_id:
-        manifest = build_gold_features(lake, settings, day, run_id)
+    summary = steps.features(as_of, force=force)
     typer.echo(
-        f"features as of {as_of}: {manifest['rows']:,} users x {len(manifest['features'])} features "
-        f"(spec {manifest['spec_hash']}) -> {lake.uri(features_prefix(day))} ({manifest['seconds']} s)"
+        f"features as of {as_of}: {summary['rows']:,} users x {summary['features']} features "
+        f"(spec {summary['spec_hash']}) -> {summary['path']} ({summary['seconds']} s)"
+        f"{_reused(summary['built'], summary['features_run_id'])}"
     )
 
 
@@ -219,22 +220,28 @@ def validate(
     ] = None,
 ) -> None:
     """Run the expectation suites (Data Docs into the lake); exits non-zero when a critical one fails."""
-    from churn.gold import parse_date
-    from churn.lake import Lake
-    from churn.logs import new_run_id, run_context
-    from churn.validation import validate as run_validation
+    from churn import steps
 
-    settings = get_settings()
-    lake = Lake.from_settings(settings)
-    day = parse_date(as_of, "--as-of") if as_of else None
-    with run_context("validate", new_run_id("validate", stage)) as run_id:
-        report = run_validation(lake, stage, day, run_id)
-    warnings = "".join(f"\n  {f.line()}" for f in report.failures)
+    summary = steps.validate(stage, as_of)
+    warnings = "".join(f"\n  {line}" for line in summary["failures"])
+    rows = ", ".join(f"{t} {n:,} rows" for t, n in summary["rows"].items())
     typer.echo(
-        f"validate {stage} {report.label}: passed, {report.evaluated} expectations on "
-        f"{', '.join(f'{t} {n:,} rows' for t, n in report.rows.items())}, {len(report.failures)} warnings; "
-        f"Data Docs {report.docs_uri} ({report.seconds:.1f} s){warnings}"
+        f"validate {stage} {summary['label']}: passed, {summary['evaluated']} expectations on {rows}, "
+        f"{summary['warnings']} warnings; Data Docs {summary['docs']} ({summary['seconds']:.1f} s){warnings}"
     )
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set section.name=value` pairs -> overrides; each value is read as YAML (31, 0.05, [none])."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r}: use section.name=value", param_hint="--set")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
 
 
 @app.command()
@@ -243,6 +250,27 @@ def train(
     params_file: Annotated[
         str | None, typer.Option("--params", help="Hyperparameters file (default CHURN_PARAMS_FILE).")
     ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a parameter of the file for this run: section.name=value (YAML value), e.g. "
+            "--set lightgbm.num_leaves=31 --set 'train.samplers=[none]'. Repeatable.",
+        ),
+    ] = None,
+    sample_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Train on this share of the training users (a stable hash; quick trials); the "
+            "validation cohort is never sampled.",
+        ),
+    ] = 1.0,
+    promote: Annotated[
+        bool,
+        typer.Option(help="Let the gate promote a better model (--no-promote: register as challenger)."),
+    ] = True,
     metrics_file: Annotated[
         Path | None, typer.Option(help="Also write the version and validation metrics here (JSON; DVC).")
     ] = None,
@@ -262,36 +290,29 @@ def train(
     transactions and user logs do not cover each cohort's eve month stops the run, naming the files that
     hold that history; --allow-short-history trains on the cohorts it can, unless there are none.
     """
-    from churn.labels import parse_cohort
-    from churn.lake import Lake
-    from churn.logs import new_run_id, run_context
-    from churn.params import load_params
-    from churn.training import train as run_training
+    from churn import steps
 
-    settings = get_settings()
-    parse_cohort(cohort)
-    params = load_params(params_file or settings.params_file)
-    lake = Lake.from_settings(settings)
-    with run_context("train", new_run_id("train", cohort)) as run_id:
-        result = run_training(lake, settings, params, cohort, run_id, allow_short_history=allow_short_history)
-    m = result.metrics
+    summary = steps.train(cohort, _overrides(overrides or []), sample_fraction=sample_fraction,
+                          promote=promote, allow_short_history=allow_short_history,
+                          params_file=params_file)  # fmt: skip
+    m = summary["metrics"]
     if metrics_file is not None:
         metrics_file.parent.mkdir(parents=True, exist_ok=True)
-        figures = {k: v for k, v in m.items() if k.startswith(("val_", "oracle_"))}
-        summary = {"version": result.version, "promoted": result.decision.promote,
-                   "mlflow_run_id": result.run_id, **figures}  # fmt: skip
-        metrics_file.write_text(json.dumps(summary, indent=2))
+        document = {"version": summary["version"], "promoted": summary["promoted"],
+                    "mlflow_run_id": summary["mlflow_run_id"], **m}  # fmt: skip
+        metrics_file.write_text(json.dumps(document, indent=2))
     oracle = (
         f", oracle log loss {m['oracle_log_loss']:.4f} (ratio {m['val_log_loss_over_oracle']:.3f})"
         if "oracle_log_loss" in m
         else ""
     )
+    cohorts = summary["train_cohorts"]
     typer.echo(
-        f"train {cohort}: {settings.model_name} v{result.version} (sampler {result.sampler}, "
-        f"trained on {result.train_cohorts[0]}..{result.train_cohorts[-1]}, {int(m['rows_train']):,} rows): "
+        f"train {cohort}: {summary['model_name']} v{summary['version']} (sampler {summary['sampler']}, "
+        f"trained on {cohorts[0]}..{cohorts[-1]}, {summary['rows_train']:,} rows): "
         f"val log loss {m['val_log_loss']:.4f}, AUC {m['val_roc_auc']:.4f}, ECE {m['val_ece']:.4f}{oracle}; "
-        f"{'PROMOTED to champion' if result.decision.promote else 'challenger'}: {result.decision.reason} "
-        f"(MLflow run {result.run_id}, {m['train_seconds']:.1f} s)"
+        f"{'PROMOTED to champion' if summary['promoted'] else 'challenger'}: {summary['reason']} "
+        f"(MLflow run {summary['mlflow_run_id']}, {summary['train_seconds']:.1f} s)"
     )
 
 
@@ -301,11 +322,10 @@ def gold(cohort: Annotated[str, typer.Option(help="Validation cohort month YYYY-
     `train.train_cohorts` (CHURN_PARAMS_FILE) months before it, and the features as of each month's eve."""
     from churn import steps
 
-    started = time.perf_counter()
-    days = steps.training_gold(cohort)
-    checked = sum(steps.validate("gold", day)["evaluated"] for day in days)
+    summary = steps.gold(cohort)
+    days = summary["days"]
     typer.echo(f"gold {cohort}: labels and features of {len(days)} months (eves {days[0]}..{days[-1]}), "
-               f"{checked:,} expectations met ({time.perf_counter() - started:.1f} s)")  # fmt: skip
+               f"{summary['evaluated']:,} expectations met ({summary['seconds']:.1f} s)")  # fmt: skip
 
 
 @model_app.command("list")
@@ -352,26 +372,19 @@ def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> 
     CHURN_SCORE_RETENTION_DAYS or more before the newest published date are dropped; a date after
     Silver's newest day, or one that old, is refused before anything is written.
     """
-    from churn.gold import parse_date
-    from churn.lake import Lake
-    from churn.logs import new_run_id, run_context
-    from churn.scoring import score as run_scoring
+    from churn import steps
 
-    settings = get_settings()
-    score_date = parse_date(date, "--date")
-    lake = Lake.from_settings(settings)
-    with run_context("score", new_run_id("score", score_date.isoformat())) as run_id:
-        report = run_scoring(lake, settings, score_date, run_id)
-    bands = ", ".join(f"{name} {count:,}" for name, count in report.bands.items())
-    extra = f"; dropped {len(report.dropped_dates)} dates past retention" if report.dropped_dates else ""
-    extra += (
-        f"; marked abandoned runs failed: {', '.join(report.abandoned_runs)}" if report.abandoned_runs else ""
-    )
-    seconds = ", ".join(f"{name} {value:.1f} s" for name, value in report.seconds.items())
+    summary = steps.score(date)
+    bands = ", ".join(f"{name} {count:,}" for name, count in summary["bands"].items())
+    dropped, abandoned = summary["dropped_dates"], summary["abandoned_runs"]
+    extra = f"; dropped {len(dropped)} dates past retention" if dropped else ""
+    extra += f"; marked abandoned runs failed: {', '.join(abandoned)}" if abandoned else ""
+    seconds = ", ".join(f"{name} {value:.1f} s" for name, value in summary["seconds"].items())
     typer.echo(
-        f"score {score_date}: {report.rows:,} active users of {report.users_with_features:,} with features "
-        f"scored by {settings.model_name} v{report.model_version} -> churn_scores ({bands}){extra}; "
-        f"run {run_id} published ({seconds})"
+        f"score {summary['score_date']}: {summary['rows']:,} active users of "
+        f"{summary['users_with_features']:,} with features scored by {summary['model_name']} "
+        f"v{summary['model_version']} -> churn_scores ({bands}){extra}; run {summary['run_id']} published "
+        f"({seconds})"
     )
 
 
@@ -389,8 +402,6 @@ def drift(
     --check it exits 1 instead).
     """
     from churn import steps
-    from churn.monitoring import MonitoringAlertError
-    from churn.monitoring import check as check_summary
 
     summary = steps.drift(week_ending)
     scoring = summary["scoring"]
@@ -409,12 +420,11 @@ def drift(
         f"realised performance: {cohorts}; prediction log: {summary['prediction_log']['removed_partitions']} "
         f"days past retention removed; report {summary['report_uri']} ({summary['seconds']} s)"
     )
-    try:
-        check_summary(summary)
-    except MonitoringAlertError as alert:
+    alert = steps.drift_alert(summary)
+    if alert is not None:
         typer.echo(f"ALERT: {alert}")
         if check:
-            raise typer.Exit(1) from None
+            raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from churn.contracts import row_schema
-from churn.kkbox import USERS, Table
+from churn.kkbox import USERS, Table, to_yyyymmdd
 from churn.userkey import decode_msno
 
 NEWLINE_SEARCH = 1 << 20  # how far past a block's end a line may run before we read more
@@ -160,10 +160,8 @@ def _date_table() -> np.ndarray:
     """Day number of every YYYYMMDD integer from 1900-01-01 to 2199-12-31, -2**31 where impossible."""
     lookup = np.full(22_000_000 - _DATE_BASE, np.iinfo(np.int32).min, dtype=np.int32)
     days = np.arange(np.datetime64("1900-01-01"), np.datetime64("2200-01-01"), dtype="datetime64[D]")
-    years = days.astype("datetime64[Y]").astype(np.int64) + 1970
-    months = days.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    mdays = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
-    lookup[years * 10000 + months * 100 + mdays - _DATE_BASE] = days.astype(np.int64)
+    numbers = days.astype(np.int64)
+    lookup[to_yyyymmdd(numbers) - _DATE_BASE] = numbers
     return lookup
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
@@ -133,6 +133,12 @@ async def check_async_connection(engine: AsyncEngine) -> None:
         ) from error
 
 
+def is_postgres(bind: Engine | Connection) -> bool:
+    """True for PostgreSQL (partitions, COPY, JSONB, advisory locks), False for the SQLite fallback of the
+    embedded mode: the one test of which database this is."""
+    return bind.dialect.name == "postgresql"
+
+
 def upsert(
     engine: Engine, table: str, key: str, rows: list[dict[str, Any]], stamp: str, jsonb: tuple[str, ...] = ()
 ) -> None:
@@ -141,7 +147,7 @@ def upsert(
     stay text. One statement for every caller, so the PostgreSQL and SQLite forms cannot diverge."""
     if not rows:
         return
-    postgres = engine.dialect.name == "postgresql"
+    postgres = is_postgres(engine)
     columns = list(rows[0])
     values = ", ".join(f"CAST(:{c} AS JSONB)" if postgres and c in jsonb else f":{c}" for c in columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)

@@ -132,17 +132,6 @@ def week_of(week_ending: dt.date) -> list[dt.date]:
     return [week_ending - dt.timedelta(days=offset) for offset in range(6, -1, -1)]
 
 
-def published_runs(engine: Engine, days: list[dt.date]) -> list[tuple[dt.date, str, int]]:
-    """(date, run id, model version) of the published scoring runs on those dates."""
-    query = text(
-        "SELECT score_date, run_id, model_version FROM score_runs WHERE status = 'published' "
-        "AND score_date >= :first AND score_date <= :last ORDER BY score_date"
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query, {"first": days[0], "last": days[-1]}).all()
-    return [(dt.date.fromisoformat(str(r.score_date)), r.run_id, int(r.model_version)) for r in rows]
-
-
 def scoring_sample(
     lake: Lake, engine: Engine, runs: list[tuple[dt.date, str, int]], grace_days: int, seed: int
 ) -> pd.DataFrame:

@@ -15,8 +15,6 @@ from the same Silver bucket and calls the same `build_features`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import time
 from typing import Any
@@ -29,108 +27,23 @@ from churn import kkbox
 from churn.compute import run_tasks
 from churn.contracts import features_schema
 from churn.errors import ChurnError
-from churn.features import FEATURE_NAMES, SPEC_HASH, WINDOWS, build_features
-from churn.ingest import LAYOUT, STATE, file_stamp, read_silver, silver_parts, silver_tables
+from churn.features import FEATURE_NAMES, SPEC_HASH, build_features
 from churn.labels import RENEWAL_WINDOW_DAYS, label_cohort, parse_cohort, released_file, rule_agreement
 from churn.lake import Lake
 from churn.logs import tracked
 from churn.settings import Settings
-from churn.userkey import bucket_of, decode_msno, user_id_of
+from churn.silver import (
+    bucket_count,
+    feature_inputs,
+    read_silver,
+    require_silver_covers,
+    silver_first_day,
+    silver_last_day,
+    silver_version,
+)
+from churn.userkey import decode_msno
 
 log = logging.getLogger(__name__)
-
-
-def bucket_count(lake: Lake) -> int:
-    """How many buckets Silver is laid out in (fixed when Silver was first written)."""
-    if not lake.exists(LAYOUT):
-        raise ChurnError(f"no Silver under {lake.uri('silver')}: run `churn ingest` first")
-    return int(lake.read_json(LAYOUT)["buckets"])
-
-
-def silver_version(lake: Lake) -> str:
-    """A short hash of the Silver state (which sources, which checksums): the data version read."""
-    state = lake.read_json(STATE) if lake.exists(STATE) else {}
-    digest = {path: entry["checksum"] for path, entry in sorted(state.items())}
-    return hashlib.sha256(json.dumps(digest, sort_keys=True).encode()).hexdigest()[:16]
-
-
-class SilverRangeError(ChurnError):
-    """A date outside what Silver holds: after its newest day, or before any of its data."""
-
-
-def _silver_date_bounds(lake: Lake, table: str) -> tuple[dt.date | None, dt.date | None]:
-    """The earliest and latest event dates of a Silver table, from the Parquet statistics of its parts."""
-    import pyarrow.parquet as pq
-
-    spec = kkbox.TABLES[table]
-    first = last = None
-    for part in lake.glob(f"silver/{table}/bucket=*/*.parquet"):
-        with lake.open(part) as handle:
-            metadata = pq.ParquetFile(handle).metadata
-        column = spec.schema.get_field_index(spec.date_column)
-        for group in range(metadata.num_row_groups):
-            stats = metadata.row_group(group).column(column).statistics
-            if stats is not None and stats.has_min_max:
-                first = stats.min if first is None else min(first, stats.min)
-                last = stats.max if last is None else max(last, stats.max)
-    return first, last
-
-
-def silver_first_day(lake: Lake, table: str = "transactions") -> dt.date | None:
-    """The earliest event date of a Silver table, from the Parquet statistics of its parts."""
-    return _silver_date_bounds(lake, table)[0]
-
-
-def silver_last_day(lake: Lake, table: str = "transactions") -> dt.date | None:
-    """The latest event date of a Silver table, from the Parquet statistics of its parts."""
-    return _silver_date_bounds(lake, table)[1]
-
-
-def silver_days_per_month(lake: Lake, table: str) -> dict[str, int]:
-    """How many distinct days of each month ("YYYY-MM") a Silver table holds rows on.
-
-    Coverage, not the earliest date: one stray early row must not pass for a history. A cheap aggregate:
-    only the date column of each part is read, one part at a time (parts are sorted by user, so the
-    row-group statistics span every date and cannot answer this)."""
-    column = kkbox.TABLES[table].date_column
-    days = np.zeros(0, dtype=np.int64)
-    for part in silver_parts(lake, table):
-        dates = lake.read_parquet(part, columns=[column])[column]
-        days = np.union1d(days, pc.unique(dates.cast(pa.int32())).to_numpy().astype(np.int64))
-    months, counts = np.unique(kkbox.to_yyyymmdd(days) // 100, return_counts=True)
-    return {f"{m // 100:04d}-{m % 100:02d}": int(n) for m, n in zip(months, counts, strict=True)}
-
-
-def _silver_span(lake: Lake) -> tuple[dt.date | None, dt.date | None]:
-    """(first transaction date, newest log or transaction date) of Silver; None where it has no rows."""
-    first, last = _silver_date_bounds(lake, "transactions")
-    days = [day for day in (last, silver_last_day(lake, "user_logs")) if day is not None]
-    return first, max(days) if days else None
-
-
-def silver_newest_day(lake: Lake) -> dt.date | None:
-    """Silver's newest day: the latest user log or transaction date ingested (None when Silver is empty).
-    Nothing is known about later dates, so nothing is computed or published for them."""
-    return _silver_span(lake)[1]
-
-
-def require_silver_covers(lake: Lake, day: dt.date, what: str) -> None:
-    """Refuse a date (`what` names it: "score date", "features as of", ...) that Silver cannot answer:
-    after its newest day (long or corrupt expiries would make users look active far ahead, and retention
-    would drop real dates), or before its first transaction (no user has features then)."""
-    first, newest = _silver_span(lake)
-    if newest is None:
-        raise SilverRangeError(f"no Silver data under {lake.uri('silver')}: run `churn ingest` first")
-    if day > newest:
-        raise SilverRangeError(
-            f"{what} {day} is after Silver's newest day {newest} (the latest log or transaction ingested): "
-            "ingest the data up to that date first"
-        )
-    if first is None or day < first:
-        raise SilverRangeError(
-            f"no Silver data on or before {day} ({what}): the first transaction is {first}, so no user "
-            "has features then"
-        )
 
 
 # -- labels ---------------------------------------------------------------------------------------------
@@ -223,7 +136,7 @@ def released_version(lake: Lake, cohort: str) -> str:
     """Identity (size and stamp) of the cohort's released label file, "" when there is none: labels
     built before the file arrived (or changed) are rebuilt."""
     path = released_file(cohort)
-    return f"{lake.size(path)}:{file_stamp(lake, path)}" if path and lake.exists(path) else ""
+    return f"{lake.size(path)}:{lake.stamp(path)}" if path and lake.exists(path) else ""
 
 
 def _with_rule_expiry(released: pa.Table, rule: pa.Table | None) -> pa.Table:
@@ -244,7 +157,7 @@ def build_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> di
     started = time.perf_counter()
     _, month_end = parse_cohort(cohort)
     needed = month_end + dt.timedelta(days=RENEWAL_WINDOW_DAYS)
-    prefix = f"gold/labels/cohort={cohort}"
+    prefix = labels_prefix(cohort)
     buckets = bucket_count(lake)
     last = silver_last_day(lake)
     path = released_file(cohort)
@@ -255,6 +168,7 @@ def build_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> di
             f"cannot label cohort {cohort}: the rule needs transactions up to {needed}, Silver ends {last}, "
             "and no released label file covers it"
         )
+    log.info("building labels of cohort %s", cohort)
     lake.remove(prefix)
     rule = None
     if rule_possible:
@@ -285,32 +199,10 @@ def build_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> di
 
 def read_labels(lake: Lake, cohort: str) -> pa.Table:
     """Gold labels of a cohort (built before)."""
-    return lake.read_parquet(f"gold/labels/cohort={cohort}")
+    return lake.read_parquet(labels_prefix(cohort))
 
 
 # -- features ---------------------------------------------------------------------------------------------
-def _silver_for(
-    lake: Lake, bucket: int, as_of: dt.date, user_id: int | None = None
-) -> tuple[pa.Table | None, pa.Table, pa.Table | None, pa.Table]:
-    """The Silver rows `build_features` needs for one bucket (or one user of it), pruned by date; None
-    for a table Silver does not hold at all (its features are then missing, not zero)."""
-    only_user = [("user_id", "=", user_id)] if user_id is not None else []
-    first_log_day = as_of - min(dt.timedelta(days=max(WINDOWS) - 1), as_of - dt.date.min)  # no overflow
-    present = silver_tables(lake)
-    members = (
-        read_silver(lake, "members", bucket, filters=only_user or None) if "members" in present else None
-    )
-    transactions = read_silver(
-        lake, "transactions", bucket, filters=[*only_user, ("transaction_date", "<=", as_of)]
-    )
-    logs = (
-        read_silver(lake, "user_logs", bucket,
-                    filters=[*only_user, ("date", ">=", first_log_day), ("date", "<=", as_of)])
-        if "user_logs" in present
-        else None
-    )  # fmt: skip
-    users = read_silver(lake, "users", bucket, filters=only_user or None)
-    return members, transactions, logs, users
 
 
 def _feature_task(
@@ -322,7 +214,7 @@ def _feature_task(
     logs_from: dt.date | None,
 ) -> int:
     lake = Lake(lake_url, options)
-    frame = build_features(*_silver_for(lake, bucket, as_of), as_of, logs_from=logs_from)
+    frame = build_features(*feature_inputs(lake, bucket, as_of), as_of, logs_from=logs_from)
     frame = features_schema().validate(frame)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     lake.write_parquet(f"{prefix}/part-{bucket:03d}.parquet", table, dictionary=False)
@@ -342,6 +234,7 @@ def build_gold_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: 
     prefix = features_prefix(as_of)
     buckets = bucket_count(lake)
     require_silver_covers(lake, as_of, "features as of")
+    log.info("building features as of %s", as_of)
     logs_from = silver_first_day(lake, "user_logs")
     tasks = [(lake.url, lake.storage_options, b, as_of, prefix, logs_from) for b in range(buckets)]
     with tracked(f"features as of {as_of}", buckets, "buckets") as done:
@@ -361,22 +254,6 @@ def read_features(lake: Lake, as_of: dt.date) -> pa.Table:
     return lake.read_parquet(features_prefix(as_of))
 
 
-def user_features(
-    lake: Lake, msno: str, as_of: dt.date, *, logs_from: dt.date | None
-) -> dict[str, Any] | None:
-    """The live path: one user's features as of a date from that user's Silver rows (None if unknown).
-    `logs_from` is Silver's first user-log day (`silver_first_day(lake, "user_logs")`), the coverage bound
-    Gold uses, so both give the same numbers; a server reads it once and refreshes it, rather than scan
-    every part's statistics per request."""
-    try:
-        user_id = user_id_of(msno)
-    except ValueError as error:
-        raise ChurnError(str(error)) from None
-    bucket = int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
-    frame = build_features(*_silver_for(lake, bucket, as_of, user_id), as_of, logs_from=logs_from)
-    return None if frame.empty else frame.iloc[0].to_dict()
-
-
 def _fresh(lake: Lake, manifest_path: str, **expected: str) -> bool:
     if not lake.exists(manifest_path):
         return False
@@ -384,14 +261,24 @@ def _fresh(lake: Lake, manifest_path: str, **expected: str) -> bool:
     return all(manifest.get(key) == value for key, value in expected.items())
 
 
-def ensure_labels(lake: Lake, settings: Settings, cohort: str, run_id: str) -> bool:
-    """Build a cohort's labels unless they were built from the current Silver; True when built."""
-    manifest = f"gold/labels/cohort={cohort}/_manifest.json"
-    if _fresh(
+def labels_prefix(cohort: str) -> str:
+    """Lake folder of a cohort's Gold labels."""
+    return f"gold/labels/cohort={cohort}"
+
+
+def labels_manifest(lake: Lake, cohort: str) -> dict[str, Any]:
+    """The manifest of a cohort's labels build (built before)."""
+    return lake.read_json(f"{labels_prefix(cohort)}/_manifest.json")
+
+
+def ensure_labels(lake: Lake, settings: Settings, cohort: str, run_id: str, *, force: bool = False) -> bool:
+    """Build a cohort's labels unless they were built from the current Silver (always with `force`);
+    True when built."""
+    manifest = f"{labels_prefix(cohort)}/_manifest.json"
+    if not force and _fresh(
         lake, manifest, silver_version=silver_version(lake), released_version=released_version(lake, cohort)
     ):
         return False
-    log.info("building labels of cohort %s", cohort)
     build_labels(lake, settings, cohort, run_id)
     return True
 
@@ -440,20 +327,21 @@ def require_features_build(lake: Lake, as_of: dt.date, run_id: str) -> dict[str,
     return manifest
 
 
-def ensure_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: str) -> bool:
+def ensure_features(
+    lake: Lake, settings: Settings, as_of: dt.date, run_id: str, *, force: bool = False
+) -> bool:
     """Build the features as of a date unless built from the current Silver and feature spec (a new
-    daily drop may add late rows dated on or before D); True when built. The build's id is then the
-    `run_id` of `features_manifest`."""
-    if _features_problem(lake, features_manifest(lake, as_of), None) is None:
+    daily drop may add late rows dated on or before D; always with `force`); True when built. The
+    build's id is then the `run_id` of `features_manifest`."""
+    if not force and _features_problem(lake, features_manifest(lake, as_of), None) is None:
         return False
-    log.info("building features as of %s", as_of)
     build_gold_features(lake, settings, as_of, run_id)
     return True
 
 
-def parse_date(text: str, flag: str) -> dt.date:
-    """YYYY-MM-DD -> date, with an error naming the flag."""
+def parse_date(text: str, name: str) -> dt.date:
+    """YYYY-MM-DD -> date, with an error naming the parameter."""
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise ChurnError(f"{flag} must be a date like 2017-03-31 (got {text!r})") from None
+        raise ChurnError(f"{name} must be a date like 2017-03-31 (got {text!r})") from None

@@ -36,14 +36,13 @@ from churn.errors import ChurnError
 from churn.lake import Lake
 from churn.logs import tracked
 from churn.settings import Settings
+from churn.silver import LAYOUT, STATE, sort_and_deduplicate
 from churn.userkey import bucket_of
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SILVER_ROW_GROUP = 32_768  # rows: small enough that one user's rows are one or two groups to read
-STATE = "silver/_state.json"
-LAYOUT = "silver/_layout.json"
 _DAILY = re.compile(r"^bronze/(?P<table>[a-z_]+)/dt=(?P<day>\d{4}-\d{2}-\d{2})/[^/]+\.csv$")
 
 
@@ -87,11 +86,6 @@ class SourceReport:
 
 
 # -- discovery and up-front checks ----------------------------------------------------------------------
-def dump_files() -> list[str]:
-    """Every file of the Kaggle dump the system reads: the tables' files, then the released labels."""
-    return [f for t in kkbox.TABLES.values() for f in t.dump_files] + list(kkbox.LABELS.dump_files)
-
-
 def missing_dump_files(lake: Lake) -> list[str]:
     """The dump files absent from Bronze and never ingested: what this lake cannot answer from.
 
@@ -100,7 +94,7 @@ def missing_dump_files(lake: Lake) -> list[str]:
     A lake fed by daily drops alone (no dump file ever) is not a partial dump: nothing is named.
     """
     state: dict[str, Any] = lake.read_json(STATE) if lake.exists(STATE) else {}
-    paths = [f"bronze/{name}" for name in dump_files()]
+    paths = [f"bronze/{name}" for name in kkbox.DUMP_FILES]
     missing = [path for path in paths if path not in state and not lake.exists(path)]
     drops = any("/dt=" in path for path in state) or lake.glob("bronze/*/dt=*/*.csv")
     return [] if len(missing) == len(paths) and drops else missing
@@ -154,16 +148,6 @@ def check_header(lake: Lake, source: Source) -> int:
     return len(first)
 
 
-def stamp_of(info: dict[str, Any]) -> str:
-    """A file's version stamp from its listing or info entry: ETag on S3, modification time locally."""
-    return str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or "")
-
-
-def file_stamp(lake: Lake, path: str) -> str:
-    """A cheap identity of a file's version: its modification time or ETag."""
-    return stamp_of(lake.fs.info(lake.path(path)))
-
-
 # -- tasks --------------------------------------------------------------------------------------------------
 def _staging(run_id: str, source: Source, kind: str) -> str:
     return f"silver/_staging/{run_id}/{source.table}/{source.slug}/{kind}"
@@ -206,40 +190,6 @@ def _parse_task(
         "bad": parsed.bad,
         "digest": f"{zlib.crc32(data):08x}",
     }
-
-
-def sort_and_deduplicate(table: pa.Table, spec: kkbox.Table) -> tuple[pa.Table, int]:
-    """Sort by user and event date (then the other columns); drop rows identical to another.
-
-    Most (user, date) keys hold one row (one log row per user-day), so only rows sharing their key with
-    another are sorted by every column and compared; the rest need no more than the key sort.
-    """
-    keys = ["user_id", *([spec.date_column] if spec.date_column else [])]
-    table = table.sort_by([(k, "ascending") for k in keys])
-    if table.num_rows < 2:
-        return table, 0
-    shared = np.ones(table.num_rows - 1, dtype=bool)
-    for name in keys:
-        values = table[name].to_numpy() if name == "user_id" else pc.cast(table[name], pa.int32()).to_numpy()
-        shared &= values[1:] == values[:-1]
-    if not shared.any():
-        return table, 0
-    in_group = np.zeros(table.num_rows, dtype=bool)
-    in_group[1:] |= shared
-    in_group[:-1] |= shared
-    groups = table.filter(pa.array(in_group))
-    columns = keys + [c for c in groups.column_names if c not in keys]
-    groups = groups.sort_by([(c, "ascending") for c in columns])
-    same = np.ones(groups.num_rows - 1, dtype=bool)
-    for name in columns:
-        column = groups[name]
-        if column.null_count:
-            column = pc.fill_null(column, "" if pa.types.is_string(column.type) else 0)
-        values = column.to_numpy(zero_copy_only=False)
-        same &= values[1:] == values[:-1]
-    unique_groups = groups.filter(pa.array(np.concatenate([[True], ~same])))
-    merged = pa.concat_tables([table.filter(pa.array(~in_group)), unique_groups])
-    return merged.sort_by([(k, "ascending") for k in keys]), int(same.sum())
 
 
 def _read_staged(lake: Lake, folder: str, bucket: int, schema: pa.Schema) -> pa.Table:
@@ -362,7 +312,7 @@ def ingest(
     state: dict[str, Any] = lake.read_json(STATE) if lake.exists(STATE) else {}
     reports, skipped = [], []
     for source in sources:
-        size, stamp = lake.size(source.path), file_stamp(lake, source.path)
+        size, stamp = lake.size(source.path), lake.stamp(source.path)
         known = state.get(source.path)
         if not force and known and known["size"] == size and known["stamp"] == stamp:
             skipped.append(source.path)
@@ -482,43 +432,3 @@ def _threshold_message(failing: list[SourceReport], threshold: float) -> str:
             f"all in {item.quarantine_uri}"
         )
     return "ingest stopped, Silver unchanged: " + " | ".join(parts)
-
-
-def silver_parts(lake: Lake, table: str, bucket: int | None = None) -> list[str]:
-    """The Silver part files of a table (of one bucket when given)."""
-    pattern = f"silver/{table}/bucket={'*' if bucket is None else f'{bucket:03d}'}/*.parquet"
-    # The history dump first, then the daily drops by date, so "the last row of a user" is the newest.
-    return sorted(lake.glob(pattern), key=lambda path: ("/part-dump-" not in path, path))
-
-
-def silver_tables(lake: Lake) -> list[str]:
-    """The tables Silver holds rows of; the others were never delivered, so their features are missing."""
-    return [table for table in kkbox.TABLES if lake.exists(f"silver/{table}")]  # one cheap look each
-
-
-def read_silver(
-    lake: Lake,
-    table: str,
-    bucket: int | None = None,
-    columns: list[str] | None = None,
-    filters: list[tuple[str, str, object]] | None = None,
-) -> pa.Table:
-    """Read a Silver table (or one bucket) with its Silver schema; `users` gives user_id -> msno.
-
-    `filters` (conditions like ("user_id", "=", k) or ("date", "<=", d), all must hold) skip row groups
-    by their statistics: parts are sorted by user and date, so one user's rows cost a row group or two.
-    Empty (with the schema) when nothing is ingested yet.
-    """
-    full = kkbox.USERS if table == "users" else kkbox.TABLES[table].schema
-    schema = full if columns is None else pa.schema([full.field(c) for c in columns])
-    parts = silver_parts(lake, table, bucket)
-    if not parts:
-        return schema.empty_table()
-    if filters:
-        tables = [lake.read_parquet_where(p, filters, columns) for p in parts]
-    else:
-        tables = [lake.read_parquet(p, columns=columns) for p in parts]
-    result = pa.concat_tables([t.cast(schema) for t in tables])
-    if table == "users":  # a user appears once per source that mentions them
-        result = result.group_by(schema.names).aggregate([]).sort_by("user_id").cast(schema)
-    return result

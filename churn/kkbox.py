@@ -115,6 +115,9 @@ TABLES: dict[str, Table] = {t.name: t for t in (MEMBERS, TRANSACTIONS, USER_LOGS
 """The tables the ingest turns into Silver (labels are read from the released files or derived by the
 WSDM rule, not ingested)."""
 
+DUMP_FILES: tuple[str, ...] = (*(f for t in TABLES.values() for f in t.dump_files), *LABELS.dump_files)
+"""Every file of the Kaggle dump the system reads: the tables' files, then the released labels."""
+
 SAMPLE_SUBMISSION = "sample_submission_v2.csv"
 MSNO_LENGTH = 44
 

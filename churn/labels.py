@@ -12,6 +12,7 @@ expiry ascending and cancels by expiry descending (consecutive renewals extend, 
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 import numpy as np
@@ -57,8 +58,40 @@ def parse_cohort(cohort: str) -> tuple[dt.date, dt.date]:
         first = dt.datetime.strptime(cohort, "%Y-%m").date()
     except ValueError:
         raise ChurnError(f"cohort must be a month like 2017-03 (got {cohort!r})") from None
-    following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return first, following - dt.timedelta(days=1)
+    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+def snapshot_date(cohort: str) -> dt.date:
+    """The as-of date of a cohort's features: the eve of the month (its first day minus one). Scores
+    of that day are the cohort's predictions."""
+    return parse_cohort(cohort)[0] - dt.timedelta(days=1)
+
+
+def month_of(day: dt.date) -> str:
+    """The cohort month (`YYYY-MM`) holding a day."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def add_months(cohort: str, count: int) -> str:
+    """The month `count` months after `cohort` (before it for a negative count): the one month
+    arithmetic of the package (training cohorts, matured cohorts)."""
+    first, _ = parse_cohort(cohort)
+    index = first.year * 12 + first.month - 1 + count
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def cohorts_before(cohort: str, count: int) -> list[str]:
+    """The `count` months before `cohort`, oldest first."""
+    return [add_months(cohort, -back) for back in range(count, 0, -1)]
+
+
+def months_between(first: dt.date, last: dt.date) -> list[str]:
+    """`YYYY-MM` of every month from the one holding `first` to the one holding `last`."""
+    months, month = [], month_of(first)
+    while month <= month_of(last):  # YYYY-MM strings order as the months do
+        months.append(month)
+        month = add_months(month, 1)
+    return months
 
 
 def order_transactions(tx: pa.Table, key: str) -> pa.Table:

@@ -45,6 +45,11 @@ def _discard(handle: Any) -> None:
     handle.closed = True
 
 
+def stamp_of(info: dict[str, Any]) -> str:
+    """A file's version stamp from its listing or info entry: ETag on S3, modification time locally."""
+    return str(info.get("ETag") or info.get("mtime") or info.get("LastModified") or "")
+
+
 class LakeError(ChurnError):
     """A lake path is missing or unreadable; the message carries the full URI."""
 
@@ -108,6 +113,10 @@ class Lake:
     def size(self, relative: str) -> int:
         """Size in bytes of one file."""
         return int(self.fs.size(self.path(relative)))
+
+    def stamp(self, relative: str) -> str:
+        """A cheap identity of a file's version: its modification time or ETag."""
+        return stamp_of(self.fs.info(self.path(relative)))
 
     def glob(self, pattern: str) -> list[str]:
         """Relative paths matching a glob pattern, sorted."""

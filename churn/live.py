@@ -10,7 +10,8 @@ of one day are refused as validation refuses them in Silver.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -19,18 +20,73 @@ import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from churn import kkbox
+from churn.bands import risk_bands
+from churn.champion import LoadedModel
 from churn.errors import ChurnError
-from churn.features import build_features
-from churn.gold import user_features
-from churn.ingest import sort_and_deduplicate
+from churn.features import FEATURE_NAMES, build_features
 from churn.lake import Lake
+from churn.silver import (
+    bucket_count,
+    feature_inputs,
+    silver_first_day,
+    silver_newest_day,
+    sort_and_deduplicate,
+)
 from churn.userkey import bucket_of, user_id_of
 
 LIVE_USER_ID = 0  # raw events carry no lake key; the frame needs one
 
 
-class ConflictingEventsError(ChurnError, ValueError):
+class LiveInputError(ChurnError, ValueError):
+    """A live request that cannot be answered as asked; `field` names the input at fault (the API
+    answers 422 there)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ConflictingEventsError(LiveInputError):
     """Two different rows of a user-day in user_logs: Silver holds one (validation refuses a second)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("user_logs", message)
+
+
+class UnknownUserError(ChurnError):
+    """The lake holds no transaction of this msno on or before the date (the API answers 404)."""
+
+
+class SilverUnknownError(ChurnError):
+    """Silver's newest day is not known (no Silver yet, or the lake is away): the lake path cannot say
+    which days it can answer for (the API answers 503)."""
+
+
+@dataclass(frozen=True)
+class SilverDays:
+    """What the lake path needs to know of Silver, read from the parts' statistics once and refreshed by
+    the server (not per request): its newest day (the latest as_of it answers for) and its first
+    user-log day (the features' coverage bound, as Gold uses it)."""
+
+    newest: dt.date | None = None
+    logs_from: dt.date | None = None
+
+    @classmethod
+    def read(cls, lake: Lake) -> SilverDays:
+        """Silver's days now (lake errors propagate: the caller decides what an outage means)."""
+        return cls(silver_newest_day(lake), silver_first_day(lake, "user_logs"))
+
+
+@dataclass(frozen=True)
+class LivePrediction:
+    """One answered live prediction."""
+
+    msno: str | None
+    as_of: dt.date
+    churn_probability: float
+    risk_band: str
+    model_version: int
+    source: str  # "lake" (a known user's Silver rows) or "events" (raw events sent with the request)
 
 
 def _table(spec: kkbox.Table, records: list[BaseModel]) -> pa.Table:
@@ -83,6 +139,22 @@ def features_from_events(
     return build_features(members, _silver_rows(kkbox.TRANSACTIONS, transactions), logs, users, as_of)
 
 
+def user_features(
+    lake: Lake, msno: str, as_of: dt.date, *, logs_from: dt.date | None
+) -> dict[str, Any] | None:
+    """The live path: one user's features as of a date from that user's Silver rows (None if unknown).
+    `logs_from` is Silver's first user-log day (`silver_first_day(lake, "user_logs")`), the coverage bound
+    Gold uses, so both give the same numbers; a server reads it once and refreshes it, rather than scan
+    every part's statistics per request."""
+    try:
+        user_id = user_id_of(msno)
+    except ValueError as error:
+        raise ChurnError(str(error)) from None
+    bucket = int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
+    frame = build_features(*feature_inputs(lake, bucket, as_of, user_id), as_of, logs_from=logs_from)
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
 def features_of_user(lake: Lake, msno: str, as_of: dt.date, logs_from: dt.date | None) -> pd.DataFrame:
     """The feature frame of a known user from Silver (empty when the user has no transaction by then, or
     is unknown). The lake key is made of msno's first 16 characters only, so the whole msno is checked
@@ -91,28 +163,86 @@ def features_of_user(lake: Lake, msno: str, as_of: dt.date, logs_from: dt.date |
     return pd.DataFrame([row]) if row is not None and row["msno"] == msno else pd.DataFrame()
 
 
-def events_of_user(lake: Lake, msno: str, as_of: dt.date) -> dict[str, Any]:
-    """A known user's Silver rows up to `as_of` as a raw-events body (KKBox field names, dates as
-    YYYYMMDD): what a client holding the same events would send to POST /predict."""
-    from churn.gold import bucket_count
-    from churn.ingest import read_silver
+class RecordSink(Protocol):
+    """Where answered predictions are recorded (`churn.predlog.PredictionLog`)."""
 
-    user = user_id_of(msno)
-    bucket = int(bucket_of(np.array([user]), bucket_count(lake))[0])
+    def append(self, record: dict[str, Any]) -> None:
+        """Take one record; never raise (recording must not fail the prediction)."""
 
-    def records(table: str, date_column: str | None) -> list[dict[str, Any]]:
-        filters = [("user_id", "=", user)] + ([(date_column, "<=", as_of)] if date_column else [])
-        rows = read_silver(lake, table, bucket, filters=filters).drop(["user_id"]).to_pylist()
-        return [
-            {k: int(v.strftime("%Y%m%d")) if isinstance(v, dt.date) else v for k, v in r.items()}
-            for r in rows
-        ]
 
-    members = records("members", None)
-    return {
-        "msno": msno,
-        "as_of": as_of.isoformat(),
-        "member": members[-1] if members else None,
-        "transactions": records("transactions", "transaction_date"),
-        "user_logs": records("user_logs", "date"),
-    }
+def _from_events(
+    member: BaseModel | None,
+    transactions: list[BaseModel],
+    user_logs: list[BaseModel],
+    as_of: dt.date | None,
+    msno: str | None,
+) -> tuple[dt.date, pd.DataFrame]:
+    """(as_of, features) of raw events; by default as of their newest date. An as_of past the newest
+    event would be a guess about days the caller sent nothing for, so it is refused, as are conflicting
+    rows of one day."""
+    if not transactions:
+        raise LiveInputError("transactions", "raw events need at least one transaction")
+    days = [t.transaction_date for t in transactions] + [log.date for log in user_logs]  # type: ignore[attr-defined]
+    newest = max(days)
+    day = as_of or newest
+    if day > newest:
+        raise LiveInputError("as_of", f"as_of {day} is after the newest event ({newest})")
+    frame = features_from_events(member, transactions, user_logs, day, msno)
+    if frame.empty:
+        raise LiveInputError("transactions", f"no transaction dated on or before as_of {day}")
+    return day, frame
+
+
+def _from_lake(
+    lake: Lake, msno: str, as_of: dt.date | None, silver: SilverDays
+) -> tuple[dt.date, pd.DataFrame]:
+    """(as_of, features) of a known user from Silver, by default as of its newest day; Silver cannot
+    answer past that day (the prediction would be made up and logged as if it were real)."""
+    if silver.newest is None:
+        raise SilverUnknownError("the newest Silver day is unknown (no Silver data yet, or the lake is away)")
+    day = as_of or silver.newest
+    if day > silver.newest:
+        raise LiveInputError("as_of", f"as_of {day} is after the newest Silver day ({silver.newest})")
+    frame = features_of_user(lake, msno, day, silver.logs_from)
+    if frame.empty:
+        raise UnknownUserError(f"no transaction of this msno on or before {day}")
+    return day, frame
+
+
+def predict(
+    loaded: LoadedModel,
+    thresholds: list[float],
+    *,
+    msno: str | None = None,
+    as_of: dt.date | None = None,
+    member: BaseModel | None = None,
+    transactions: list[BaseModel] | None = None,
+    user_logs: list[BaseModel] | None = None,
+    lake: Lake | None = None,
+    silver: SilverDays | None = None,
+    record: RecordSink | None = None,
+) -> LivePrediction:
+    """Score one user now with a loaded champion and the feature code that built Gold: from the raw
+    events when any are given, else the known user's Silver rows (`lake`, `silver`). Banded with the
+    nightly thresholds; an answered prediction (only those) goes to `record` with its features, which
+    the weekly drift report compares with the reference. Refusals: LiveInputError (naming the input),
+    UnknownUserError, SilverUnknownError."""
+    from churn.pipeline import churn_probability
+
+    if transactions or user_logs or member is not None:
+        source = "events"
+        day, frame = _from_events(member, transactions or [], user_logs or [], as_of, msno)
+    else:
+        if lake is None or msno is None:
+            raise LiveInputError("msno", "a known user's prediction needs the msno (and the lake)")
+        source = "lake"
+        day, frame = _from_lake(lake, msno, as_of, silver or SilverDays())
+    probability = float(churn_probability(loaded.model, frame)[0])
+    band = str(risk_bands([probability], thresholds)[0])
+    if record is not None:
+        record.append({
+            "requested_at": dt.datetime.now(dt.UTC), "source": source, "msno": msno, "as_of": day,
+            "model_version": loaded.version, "churn_probability": probability,
+            **{name: float(frame.iloc[0][name]) for name in FEATURE_NAMES},
+        })  # fmt: skip
+    return LivePrediction(msno, day, probability, band, loaded.version, source)

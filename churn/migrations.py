@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
+from churn.db import is_postgres
 from churn.errors import ChurnError
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def _run_script(connection: Connection, migration: Migration) -> None:
     """Execute a migration's text on the raw DBAPI cursor, inside the caller's transaction."""
     cursor = connection.connection.cursor()
     try:
-        if connection.dialect.name == "postgresql":
+        if is_postgres(connection):
             cursor.execute(migration.sql)  # psycopg2 runs a multi-statement script as one call
         else:
             for statement in _statements(migration.sql):
@@ -116,7 +117,7 @@ def upgrade(engine: Engine, sql_dir: Path = SQL_DIR) -> list[Migration]:
     migrations = discover(engine.dialect.name, sql_dir)
     applied_now: list[Migration] = []
     with engine.connect() as connection:
-        is_pg = connection.dialect.name == "postgresql"
+        is_pg = is_postgres(connection)
         if is_pg:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
             connection.commit()

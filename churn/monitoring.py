@@ -21,12 +21,16 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from churn import drift, gold, performance, predlog, registry
-from churn.db import check_connection, engine_from_settings, upsert
+from churn import drift, performance, predlog
+from churn.champion import champion_version
+from churn.db import check_connection, engine_from_settings, is_postgres, upsert
 from churn.errors import ChurnError
 from churn.lake import Lake
 from churn.lineage import airflow_ids
+from churn.monitortables import DriftRow
+from churn.scoredb import published_runs
 from churn.settings import Settings
+from churn.silver import require_silver_covers
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +58,10 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def _write_row(engine: Engine, row: dict[str, Any]) -> None:
-    postgres = engine.dialect.name == "postgresql"
-    values = dict(row)
-    if not postgres:  # arrays and JSON are text on SQLite
+def _write_row(engine: Engine, row: DriftRow, extra: dict[str, Any]) -> None:
+    """Upsert the week's drift_reports row: the public columns, and `extra` (summary, run ids)."""
+    values = {**row.model_dump(), **extra}
+    if not is_postgres(engine):  # arrays and JSON are text on SQLite
         values.update(score_dates=json.dumps(json_ready(values["score_dates"])),
                       drifted_features=json.dumps(values["drifted_features"]))  # fmt: skip
     values["summary"] = json.dumps(json_ready(values["summary"]), allow_nan=False)
@@ -73,19 +77,17 @@ def weekly(
     would otherwise show the old model's scores as drift). `require_last_night` refuses a week whose last
     day is not published yet (the scheduled run retries until the night's scoring has landed)."""
     started = time.perf_counter()
-    gold.require_silver_covers(lake, week_ending, "week ending")
+    require_silver_covers(lake, week_ending, "week ending")
     engine = engine_from_settings(settings)
     check_connection(engine)
     try:
         days = drift.week_of(week_ending)
-        runs = drift.published_runs(engine, days)
+        runs = published_runs(engine, days[0], days[-1])
         if not runs:
             raise drift.DriftError(f"no published scoring run in the week {days[0]}..{week_ending}")
         if require_last_night and runs[-1][0] != week_ending:
             raise drift.DriftError(f"the week's last night ({week_ending}) is not published yet")
-        version = registry.alias_version(settings, registry.CHAMPION)
-        if version is None:
-            raise drift.DriftError(f"no champion in the registry ({settings.model_name}@{registry.CHAMPION})")
+        version = champion_version(settings)
         runs = [run for run in runs if run[2] == version]
         if not runs:
             raise drift.DriftError(f"no run of the week {days[0]}..{week_ending} was scored by the champion "
@@ -113,10 +115,10 @@ def weekly(
         summary: dict[str, Any] = {
             "week_ending": week_ending.isoformat(),
             "model": {"name": settings.model_name, "version": version},
-            "score_dates": [day.isoformat() for day, _, _ in runs],
+            "score_dates": [run.score_date.isoformat() for run in runs],
             "scoring": asdict(scoring),
             "live": asdict(live_summary) if live_summary else None,
-            "performance": [asdict(c) for c in cohorts],
+            "performance": [c.model_dump() for c in cohorts],
             "prediction_log": prediction_log,
             "thresholds": {"drift_share": settings.drift_share_threshold,
                            "feature_distance": drift.FEATURE_THRESHOLD,
@@ -128,17 +130,16 @@ def weekly(
         }  # fmt: skip
         summary = json_ready(summary)  # the same plain JSON in the lake, the row and XCom
         lake.write_json(f"{prefix}/summary.json", summary)
-        _write_row(engine, {
-            "week_ending": week_ending, "model_name": settings.model_name, "model_version": version,
-            "score_dates": [day for day, _, _ in runs], "reference_rows": scoring.rows_reference,
-            "current_rows": scoring.rows_current, "live_rows": len(live), "drift_share": scoring.share,
-            "drifted_features": scoring.drifted, "dataset_drift": scoring.dataset_drift,
-            "score_drift": scoring.score_distance,
-            "live_drift_share": live_summary.share if live_summary else None,
-            "performance_alert": bool(degraded), "alert": summary["alert"],
-            "report_uri": summary["report_uri"],
-            "summary": summary, "churn_run_id": run_id, "airflow_run_id": airflow_ids()[1] or None,
-        })  # fmt: skip
+        row = DriftRow(
+            week_ending=week_ending, model_name=settings.model_name, model_version=version,
+            score_dates=[run.score_date for run in runs], reference_rows=scoring.rows_reference,
+            current_rows=scoring.rows_current, live_rows=len(live), drift_share=scoring.share,
+            drifted_features=scoring.drifted, dataset_drift=scoring.dataset_drift,
+            score_drift=scoring.score_distance, live_drift_share=live_summary.share if live_summary else None,
+            performance_alert=bool(degraded), alert=summary["alert"], report_uri=summary["report_uri"],
+        )  # fmt: skip
+        _write_row(engine, row, {"summary": summary, "churn_run_id": run_id,
+                                 "airflow_run_id": airflow_ids()[1] or None})  # fmt: skip
     finally:
         engine.dispose()
     log.info("drift %s: share %.2f (%d of %d features), alert %s -> %s", week_ending, scoring.share,

@@ -12,12 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from churn.lake import Lake, LakeError
-
-DRIFT_FIELDS = (
-    "week_ending, model_name, model_version, score_dates, reference_rows, current_rows, live_rows, "
-    "drift_share, drifted_features, dataset_drift, score_drift, live_drift_share, performance_alert, alert, "
-    "report_uri, created_at"
-)
+from churn.monitortables import DRIFT_FIELDS
 
 
 def _arrays(row: dict[str, Any], *names: str) -> dict[str, Any]:

@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from churn.errors import ChurnError
 
-SAMPLERS = ("none", "random_under", "random_over")
-
 
 class TrainParams(BaseModel):
     """What data the model sees and how its probabilities are corrected."""

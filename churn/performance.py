@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,41 +19,17 @@ from sqlalchemy import Engine, text
 from churn import gold, registry
 from churn.db import upsert
 from churn.evaluation import classification_metrics
-from churn.labels import parse_cohort
+from churn.labels import months_between, parse_cohort, snapshot_date
 from churn.lake import Lake
+from churn.monitortables import CohortPerformance
+from churn.scoredb import published_runs
 from churn.settings import Settings
+from churn.silver import silver_last_day
 
 log = logging.getLogger(__name__)
 
 OUTCOME_DAYS = 30
 EVE_WINDOW_DAYS = 7
-
-
-@dataclass(frozen=True)
-class CohortPerformance:
-    """One matured cohort's realised figures (a `model_performance` row)."""
-
-    cohort: str
-    score_date: dt.date
-    model_name: str
-    model_version: int
-    users: int
-    churn_rate: float
-    log_loss: float
-    roc_auc: float | None
-    validation_log_loss: float | None
-    degradation: float | None
-    degraded: bool
-    week_ending: dt.date
-
-
-def months_between(first: dt.date, last: dt.date) -> list[str]:
-    """`YYYY-MM` of every month from the one holding `first` to the one holding `last`."""
-    months, year, month = [], first.year, first.month
-    while (year, month) <= (last.year, last.month):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month + 1) if month < 12 else (year + 1, 1)
-    return months
 
 
 def matured(cohort: str, known_until: dt.date) -> bool:
@@ -64,15 +39,9 @@ def matured(cohort: str, known_until: dt.date) -> bool:
 
 def eve_run(engine: Engine, cohort: str) -> tuple[dt.date, int] | None:
     """(date, model version) of the published run that scored the cohort: the newest in the eve's week."""
-    eve = parse_cohort(cohort)[0] - dt.timedelta(days=1)
-    query = text(
-        "SELECT score_date, model_version FROM score_runs WHERE status = 'published' "
-        "AND score_date > :start AND score_date <= :eve ORDER BY score_date DESC LIMIT 1"
-    )
-    with engine.connect() as connection:
-        start = eve - dt.timedelta(days=EVE_WINDOW_DAYS)
-        row = connection.execute(query, {"start": start, "eve": eve}).first()
-    return None if row is None else (dt.date.fromisoformat(str(row.score_date)), int(row.model_version))
+    eve = snapshot_date(cohort)
+    runs = published_runs(engine, eve - dt.timedelta(days=EVE_WINDOW_DAYS - 1), eve)
+    return (runs[-1].score_date, runs[-1].model_version) if runs else None
 
 
 def _published_scores(engine: Engine, day: dt.date) -> pd.DataFrame:
@@ -114,9 +83,11 @@ def evaluate_cohort(
     degradation = figures["log_loss"] / validation - 1.0 if validation else None
     roc_auc = None if np.isnan(figures["roc_auc"]) else figures["roc_auc"]
     degraded = degradation is not None and degradation > settings.performance_degradation_threshold
-    return CohortPerformance(cohort, day, settings.model_name, version, len(joined), float(y.mean()),
-                             figures["log_loss"], roc_auc, validation, degradation, degraded,
-                             week_ending)  # fmt: skip
+    return CohortPerformance(
+        cohort=cohort, score_date=day, model_name=settings.model_name, model_version=version,
+        users=len(joined), churn_rate=float(y.mean()), log_loss=figures["log_loss"], roc_auc=roc_auc,
+        validation_log_loss=validation, degradation=degradation, degraded=degraded, week_ending=week_ending,
+    )  # fmt: skip
 
 
 def evaluate_matured(
@@ -124,18 +95,13 @@ def evaluate_matured(
 ) -> list[CohortPerformance]:
     """Every cohort matured by the week's end (and by Silver) that a published run still retained scored."""
     oldest = week_ending - dt.timedelta(days=settings.score_retention_days)
-    with engine.connect() as connection:
-        first = connection.scalar(
-            text(
-                "SELECT min(score_date) FROM score_runs WHERE status = 'published' AND score_date >= :oldest"
-            ),
-            {"oldest": oldest},
-        )
-    silver = gold.silver_last_day(lake)
+    retained = published_runs(engine, oldest, dt.date.max)
+    first = retained[0].score_date if retained else None
+    silver = silver_last_day(lake)
     if first is None or silver is None:
         return []
     known_until = min(week_ending, silver)
-    start = dt.date.fromisoformat(str(first)) + dt.timedelta(days=1)  # the first eve scored is the month's
+    start = first + dt.timedelta(days=1)  # the first eve scored is the month's
     results = []
     for cohort in months_between(start, known_until):
         if matured(cohort, known_until):
@@ -147,4 +113,4 @@ def evaluate_matured(
 
 def record(engine: Engine, results: list[CohortPerformance]) -> None:
     """Upsert the cohorts' rows (a rerun replaces them)."""
-    upsert(engine, "model_performance", "cohort", [asdict(r) for r in results], stamp="computed_at")
+    upsert(engine, "model_performance", "cohort", [r.model_dump() for r in results], stamp="computed_at")

@@ -115,14 +115,6 @@ def previous_champions(settings: Settings, below: int) -> list[int]:
     return sorted(promoted, reverse=True)
 
 
-def feature_spec_error(version: int, tags: dict[str, str], expected: str) -> str | None:
-    """Why a version cannot serve this code (trained on another feature spec), or None when it can."""
-    spec = tags.get("feature_spec_hash")
-    if spec and spec != expected:
-        return f"v{version} was trained on feature spec {spec}, this code builds {expected}"
-    return None
-
-
 def load_model(settings: Settings, version: int | str) -> Any:
     """The fitted scikit-learn model of a registered version (a number or an alias)."""
     import mlflow.sklearn

@@ -23,12 +23,13 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, text
 
+from churn.db import is_postgres
 from churn.errors import ChurnError
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,30 @@ class RetentionWindowError(ChurnError):
     """A backfill date the retention would drop as soon as it is published."""
 
 
-_NEWEST_PUBLISHED = "SELECT max(score_date) FROM score_runs WHERE status = 'published'"
+# What is published, asked one way by the writer and every reader (scores API, drift, performance).
+NEWEST_PUBLISHED = "SELECT max(score_date) FROM score_runs WHERE status = 'published'"
+PUBLISHED_RUN = "SELECT run_id FROM score_runs WHERE score_date = :d AND status = 'published'"
+_PUBLISHED_BETWEEN = (
+    "SELECT score_date, run_id, model_version FROM score_runs WHERE status = 'published' "
+    "AND score_date >= :first AND score_date <= :last ORDER BY score_date"
+)
+
+
+class PublishedRun(NamedTuple):
+    """A published scoring run: the date it scored, its id and the model version that scored it."""
+
+    score_date: dt.date
+    run_id: str
+    model_version: int
+
+
+def published_runs(engine: Engine, first: dt.date, last: dt.date) -> list[PublishedRun]:
+    """The published runs of the dates from `first` to `last`, oldest first (one per date at most)."""
+    with engine.connect() as connection:
+        rows = connection.execute(text(_PUBLISHED_BETWEEN), {"first": first, "last": last}).all()
+    return [
+        PublishedRun(dt.date.fromisoformat(str(r.score_date)), r.run_id, int(r.model_version)) for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -63,11 +87,6 @@ class ScoreRun:
     code_version: str = ""
     airflow_dag_id: str = ""
     airflow_run_id: str = ""
-
-
-def is_postgres(engine: Engine) -> bool:
-    """True for PostgreSQL (partitions and COPY), False for the SQLite fallback."""
-    return engine.dialect.name == "postgresql"
 
 
 def partition_name(score_date: dt.date) -> str:
@@ -189,7 +208,7 @@ def check_retention_window(engine: Engine, score_date: dt.date, retention_days: 
     Silver's newest day years ahead, and a mistake must not wipe the served history. (Resuming after a
     gap longer than the retention is done by raising CHURN_SCORE_RETENTION_DAYS for that run.)"""
     with engine.connect() as connection:
-        newest = _as_date(connection.execute(text(_NEWEST_PUBLISHED)).scalar())
+        newest = _as_date(connection.execute(text(NEWEST_PUBLISHED)).scalar())
     cutoff = retention_cutoff(score_date, newest, retention_days)
     if newest is not None and newest <= cutoff:
         raise RetentionWindowError(
@@ -291,7 +310,7 @@ def _publish_postgres(
         cursor.execute(f'ALTER TABLE churn_scores ATTACH PARTITION "{partition}" FOR VALUES IN (%s)', (day,))
         cursor.execute(f'ALTER TABLE "{partition}" DROP CONSTRAINT "{stage}_date"')
         _mark_published(cursor, run, counter[0])
-        cursor.execute(_NEWEST_PUBLISHED)
+        cursor.execute(NEWEST_PUBLISHED)
         dropped = _retention_postgres(
             cursor, retention_cutoff(run.score_date, _as_date(cursor.fetchone()[0]), retention_days)
         )
@@ -352,7 +371,7 @@ def _publish_sqlite(
                 connection.execute(insert, records)
             rows += len(records)
         _mark_published_sqlite(connection, run, rows)
-        newest = _as_date(connection.execute(text(_NEWEST_PUBLISHED)).scalar())
+        newest = _as_date(connection.execute(text(NEWEST_PUBLISHED)).scalar())
         cutoff = retention_cutoff(run.score_date, newest, retention_days)
         dropped = [
             dt.date.fromisoformat(str(row[0]))

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from churn.errors import ChurnError
 from churn.events import MSNO_PATTERN
+from churn.scoredb import NEWEST_PUBLISHED, PUBLISHED_RUN
 
 SCORE_FIELDS = "msno, score_date, churn_probability, risk_band, model_version, run_id"
 CSV_FIELDS = "score_date, msno, churn_probability, risk_band, model_version, run_id"
-PUBLISHED_RUN = "SELECT run_id FROM score_runs WHERE score_date = :d AND status = 'published'"
 
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+-]{1,128}")  # what `churn.logs.new_run_id` and Airflow give
@@ -63,7 +63,7 @@ class PageFilter:
 
 async def newest_published_date(connection: AsyncConnection) -> dt.date | None:
     """The newest date with a published run (the date readers get by default)."""
-    value = await connection.scalar(text("SELECT max(score_date) FROM score_runs WHERE status = 'published'"))
+    value = await connection.scalar(text(NEWEST_PUBLISHED))
     return None if value is None else dt.date.fromisoformat(str(value))
 
 

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from churn import gold, registry, scoredb
+from churn import gold, scoredb
+from churn.bands import band_names, risk_bands
+from churn.champion import load_champion
 from churn.db import check_connection, engine_from_settings
 from churn.errors import ChurnError
 from churn.features import SPEC_HASH
@@ -33,23 +34,11 @@ from churn.lineage import airflow_ids, git_commit
 from churn.logs import Progress, tracked
 from churn.pipeline import churn_probability
 from churn.settings import Settings
+from churn.silver import require_silver_covers, silver_version
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 262_144
-BAND_NAMES = {1: ("low", "high"), 2: ("low", "medium", "high"), 3: ("low", "medium", "high", "very_high")}
-
-
-def band_names(thresholds: list[float]) -> tuple[str, ...]:
-    """Names of the risk bands that `thresholds` (increasing) cut the probability range into."""
-    return BAND_NAMES.get(len(thresholds), tuple(f"band_{i}" for i in range(len(thresholds) + 1)))
-
-
-def risk_bands(p: np.ndarray, thresholds: list[float]) -> pa.Array:
-    """The band of each probability: below the first threshold is the lowest band; a probability equal
-    to a threshold belongs to the band above it."""
-    names = pa.array(band_names(thresholds))
-    return pc.take(names, pa.array(np.searchsorted(np.asarray(thresholds), p, side="right")))
 
 
 def active_mask(features: pa.Table, grace_days: int) -> np.ndarray:
@@ -74,22 +63,6 @@ class ScoreReport:
     dropped_dates: list[dt.date] = field(default_factory=list)
     abandoned_runs: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def load_champion(settings: Settings) -> tuple[int, Any]:
-    """The champion's version and model, refusing one trained on another feature spec."""
-    version = registry.alias_version(settings, registry.CHAMPION)
-    if version is None:
-        raise ChurnError(
-            f"{settings.model_name} has no champion yet: run `churn train --cohort YYYY-MM` first"
-        )
-    tags = registry.client(settings).get_model_version(settings.model_name, str(version)).tags
-    problem = registry.feature_spec_error(version, dict(tags), SPEC_HASH)
-    if problem:
-        raise ChurnError(
-            f"champion {problem}: retrain (`churn train`) or promote a version trained on the current spec"
-        )
-    return version, registry.load_model(settings, version)
 
 
 def scored_batches(
@@ -125,17 +98,18 @@ def score(
 
     A date Silver cannot answer (after its newest day, before its data) or one the retention would drop
     at once is refused before anything is written: no Gold folder, no run row, no dropped date."""
-    gold.require_silver_covers(lake, score_date, "score date")
+    require_silver_covers(lake, score_date, "score date")
     if features_run_id is not None:
         gold.require_features_build(lake, score_date, features_run_id)  # before anything is written
-    version, model = load_champion(settings)
+    loaded = load_champion(settings)
+    version, model = loaded.version, loaded.model
     engine = engine_from_settings(settings)
     check_connection(engine)
     report = ScoreReport(run_id, score_date, version)
     dag_id, dag_run_id = airflow_ids()
     run = scoredb.ScoreRun(
         run_id=run_id, score_date=score_date, model_name=settings.model_name, model_version=version,
-        data_version=gold.silver_version(lake), feature_spec_hash=SPEC_HASH, code_version=git_commit(),
+        data_version=silver_version(lake), feature_spec_hash=SPEC_HASH, code_version=git_commit(),
         airflow_dag_id=dag_id, airflow_run_id=dag_run_id,
     )  # fmt: skip
     try:

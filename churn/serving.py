@@ -16,38 +16,16 @@ worker then has none: `current()` raises ModelUnavailableError and the API answe
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from churn import registry
-from churn.errors import ChurnError
-from churn.features import SPEC_HASH
+from churn import champion, registry
+from churn.champion import LoadedModel, ModelUnavailableError
 from churn.pipeline import inner_pipeline
 from churn.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class ModelUnavailableError(ChurnError):
-    """No champion could be loaded (none registered, registry unreachable, artifact unreadable); the
-    message is safe to answer with (no paths or hosts)."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A loaded champion and what the API reports about it."""
-
-    name: str
-    version: int
-    model: Any
-    features: list[str]
-    trained_at: dt.datetime
-    run_id: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,32 +39,16 @@ class Refusal:
 
 
 def load_version(settings: Settings, version: int) -> LoadedModel:
-    """Load one registered version with its metadata, refusing one of another feature spec;
-    single-threaded LightGBM (one row per request: threads cost more than they save)."""
-    client = registry.client(settings)
-    details = client.get_model_version(settings.model_name, str(version))
-    problem = registry.feature_spec_error(version, dict(details.tags), SPEC_HASH)
-    if problem:
-        raise ModelUnavailableError(problem)
-    model = registry.load_model(settings, version)
-    pipeline = inner_pipeline(model)
-    pipeline.named_steps["model"].set_params(n_jobs=1)
-    metrics = client.get_run(details.run_id).data.metrics if details.run_id else {}
-    return LoadedModel(
-        name=settings.model_name,
-        version=version,
-        model=model,
-        features=list(pipeline.named_steps["features"].features),
-        trained_at=dt.datetime.fromtimestamp(details.creation_timestamp / 1000, dt.UTC),
-        run_id=details.run_id or "",
-        metrics={k: v for k, v in metrics.items() if k.startswith(("val_", "oracle_"))},
-        tags=dict(details.tags),
-    )
+    """`churn.champion.load_version` for a server: single-threaded LightGBM (one row per request: threads
+    cost more than they save)."""
+    loaded = champion.load_version(settings, version)
+    inner_pipeline(loaded.model).named_steps["model"].set_params(n_jobs=1)
+    return loaded
 
 
 def _refusal(settings: Settings, version: int, error: Exception) -> Refusal:
     """What to log and what to answer about a version that did not load."""
-    if isinstance(error, ModelUnavailableError):
+    if isinstance(error, ModelUnavailableError):  # a refusal (feature spec): its text names no place
         return Refusal(version, f"v{version} refused: {error}", str(error).removeprefix(f"v{version} "))
     try:
         where = registry.client(settings).get_model_version_download_uri(settings.model_name, str(version))

@@ -8,7 +8,6 @@ start-up with a message that names the variable, instead of failing later somewh
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -144,12 +143,6 @@ class Settings(BaseSettings):
         if self.s3_endpoint_url:
             options["endpoint_url"] = self.s3_endpoint_url
         return options
-
-    def local_lake_path(self) -> Path:
-        """The lake folder for a local lake (raises for an S3 lake)."""
-        if self.lake_is_s3:
-            raise SettingsError("CHURN_LAKE_URL points at S3; there is no local lake folder")
-        return Path(self.lake_url.removeprefix("file://"))
 
 
 def _explain(error: ValidationError) -> str:

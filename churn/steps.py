@@ -1,13 +1,14 @@
 """Pipeline steps as orchestrators call them: plain arguments in (dates as ISO strings), a small JSON-able
 summary out, settings read from the environment (`CHURN_*`).
 
-Airflow tasks are one call each into this module; so are the `churn` commands' cores. Nothing here
+Airflow tasks are one call each into this module, and so is each `churn` pipeline command. Nothing here
 decides dates: they come from the caller (a DAG's data interval, a CLI flag).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import TYPE_CHECKING, Any
 
 from churn.lake import Lake
@@ -22,45 +23,60 @@ def _lake() -> Lake:
     return Lake.from_settings(get_settings())
 
 
-def _params(overrides: dict[str, Any] | None) -> Params:
-    """The params file of the settings with a run's overrides applied (validated, source named)."""
+def _params(overrides: dict[str, Any] | None, params_file: str | None = None) -> Params:
+    """The params file (the settings' unless named) with a run's overrides applied (validated, source
+    named)."""
     from churn.params import load_params, with_overrides
 
-    return with_overrides(load_params(get_settings().params_file), overrides or {})
+    return with_overrides(load_params(params_file or get_settings().params_file), overrides or {})
 
 
-def ingest(run_id: str | None = None) -> dict[str, Any]:
-    """Bronze -> Silver for every source not ingested yet (idempotent)."""
+def ingest(run_id: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Bronze -> Silver for every source not ingested yet (idempotent; every source with `force`)."""
     from churn.ingest import ingest as run_ingest
 
     settings = get_settings()
+    lake = _lake()
     with run_context("ingest", run_id or new_run_id("ingest")) as rid:
-        report = run_ingest(_lake(), settings, rid)
-    return {"run_id": rid, "sources": len(report.sources), "skipped": len(report.skipped), **report.summary()}
+        report = run_ingest(lake, settings, rid, force=force)
+    summary = report.summary()
+    return {"run_id": rid, "sources": len(report.sources), "skipped": len(report.skipped),
+            "tables": summary["tables"], "missing": report.missing, "unpacked": report.unpacked,
+            "seconds": summary["seconds"], "silver": lake.uri("silver")}  # fmt: skip
 
 
-def features(as_of: str, run_id: str | None = None) -> dict[str, Any]:
-    """Gold features as of a date, built unless already built from the current Silver and spec.
-    `features_run_id` names the build now in place (this run's when `built`): what is validated and
-    scored downstream."""
+def labels(cohort: str, run_id: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Gold labels of a cohort, built unless already built from the current Silver (always with
+    `force`); the manifest's figures are those of the build now in place."""
+    from churn.gold import ensure_labels, labels_manifest, labels_prefix
+    from churn.labels import parse_cohort
+
+    parse_cohort(cohort)
+    lake = _lake()
+    with run_context("labels", run_id or new_run_id("labels", cohort)) as rid:
+        built = ensure_labels(lake, get_settings(), cohort, rid, force=force)
+    manifest = labels_manifest(lake, cohort)
+    return {"cohort": cohort, "built": built, "run_id": rid, "labels_run_id": manifest.get("run_id"),
+            "rows": manifest["rows"], "source": manifest["source"],
+            "rule_agreement": manifest.get("rule_agreement", "absent"),
+            "seconds": manifest["seconds"], "path": lake.uri(labels_prefix(cohort))}  # fmt: skip
+
+
+def features(as_of: str, run_id: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Gold features as of a date, built unless already built from the current Silver and spec (always
+    with `force`). `features_run_id` names the build now in place (this run's when `built`): what is
+    validated and scored downstream."""
     from churn.gold import ensure_features, features_manifest, features_prefix, parse_date
 
     day = parse_date(as_of, "as_of")
     lake = _lake()
     with run_context("features", run_id or new_run_id("features", as_of)) as rid:
-        built = ensure_features(lake, get_settings(), day, rid)
-    build = (features_manifest(lake, day) or {}).get("run_id")
+        built = ensure_features(lake, get_settings(), day, rid, force=force)
+    manifest = features_manifest(lake, day) or {}
     return {"as_of": as_of, "built": built, "path": lake.uri(features_prefix(day)), "run_id": rid,
-            "features_run_id": build}  # fmt: skip
-
-
-def labels(cohort: str, run_id: str | None = None) -> dict[str, Any]:
-    """Gold labels of a cohort, built unless already built from the current Silver."""
-    from churn.gold import ensure_labels
-
-    with run_context("labels", run_id or new_run_id("labels", cohort)) as rid:
-        built = ensure_labels(_lake(), get_settings(), cohort, rid)
-    return {"cohort": cohort, "built": built, "run_id": rid}
+            "features_run_id": manifest.get("run_id"), "rows": manifest.get("rows"),
+            "features": len(manifest.get("features", [])), "spec_hash": manifest.get("spec_hash"),
+            "seconds": manifest.get("seconds")}  # fmt: skip
 
 
 def validate(stage: str, as_of: str | None = None, build_run_id: str | None = None) -> dict[str, Any]:
@@ -81,14 +97,16 @@ def validate(stage: str, as_of: str | None = None, build_run_id: str | None = No
         check_build()
         report = run_validation(lake, stage, day, rid)
         check_build()
-    return {"stage": stage, "as_of": as_of, "evaluated": report.evaluated, "warnings": len(report.failures),
-            "docs": report.docs_uri, "build_run_id": build_run_id}  # fmt: skip
+    return {"stage": stage, "as_of": as_of, "label": report.label, "evaluated": report.evaluated,
+            "rows": report.rows, "warnings": len(report.failures),
+            "failures": [f.line() for f in report.failures], "docs": report.docs_uri,
+            "seconds": round(report.seconds, 3), "build_run_id": build_run_id}  # fmt: skip
 
 
 def training_gold(cohort: str, overrides: dict[str, Any] | None = None) -> list[str]:
     """Labels and eve features of the validation cohort and the training cohorts before it (what
     `train` reads); returns the feature dates, for validation."""
-    from churn.training import cohorts_before, snapshot_date
+    from churn.labels import cohorts_before, snapshot_date
 
     count = _params(overrides).train.train_cohorts
     days = []
@@ -98,6 +116,16 @@ def training_gold(cohort: str, overrides: dict[str, Any] | None = None) -> list[
     return days
 
 
+def gold(cohort: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`training_gold` and the Gold suite over each of its feature dates: the data `train` reads, built
+    and checked (a critical failure raises ValidationFailed)."""
+    started = time.perf_counter()
+    days = training_gold(cohort, overrides)
+    evaluated = sum(validate("gold", day)["evaluated"] for day in days)
+    return {"cohort": cohort, "days": days, "evaluated": evaluated,
+            "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+
+
 def train(
     cohort: str,
     overrides: dict[str, Any] | None = None,
@@ -105,20 +133,28 @@ def train(
     promote: bool = True,
     run_id: str | None = None,
     allow_short_history: bool = False,
+    params_file: str | None = None,
 ) -> dict[str, Any]:
     """Train on the cohorts before `cohort`, validate on it, register; promote through the gate when
-    `promote` (else the version stays challenger). `allow_short_history` trains on a Silver whose history
-    is shorter than the training cohorts need (challenger only; see `churn.training.train`)."""
+    `promote` (else the version stays challenger). `overrides` change params of `params_file` (default
+    CHURN_PARAMS_FILE), e.g. `{"lightgbm.num_leaves": 31}`; `allow_short_history` trains on a Silver
+    whose history is shorter than the training cohorts need (challenger only; see
+    `churn.training.train`)."""
+    from churn.labels import parse_cohort
     from churn.training import train as run_training
 
+    parse_cohort(cohort)
     settings = get_settings()
-    params = _params(overrides)
+    params = _params(overrides, params_file)
     with run_context("train", run_id or new_run_id("train", cohort)) as rid:
         result = run_training(_lake(), settings, params, cohort, rid, sample_fraction=sample_fraction,
                               promote=promote, allow_short_history=allow_short_history)  # fmt: skip
     metrics = {k: v for k, v in result.metrics.items() if k.startswith(("val_", "oracle_"))}
-    return {"cohort": cohort, "version": result.version, "promoted": result.decision.promote,
-            "reason": result.decision.reason, "mlflow_run_id": result.run_id, "metrics": metrics}  # fmt: skip
+    return {"cohort": cohort, "model_name": settings.model_name, "version": result.version,
+            "promoted": result.decision.promote, "reason": result.decision.reason,
+            "mlflow_run_id": result.run_id, "sampler": result.sampler, "train_cohorts": result.train_cohorts,
+            "rows_train": int(result.metrics["rows_train"]), "train_seconds": result.metrics["train_seconds"],
+            "metrics": metrics}  # fmt: skip
 
 
 def score(score_date: str, run_id: str | None = None, features_run_id: str | None = None) -> dict[str, Any]:
@@ -128,12 +164,15 @@ def score(score_date: str, run_id: str | None = None, features_run_id: str | Non
     from churn.scoring import score as run_scoring
 
     day: dt.date = parse_date(score_date, "score_date")
+    settings = get_settings()
     with run_context("score", run_id or new_run_id("score", score_date)) as rid:
-        report = run_scoring(_lake(), get_settings(), day, rid, features_run_id=features_run_id)
+        report = run_scoring(_lake(), settings, day, rid, features_run_id=features_run_id)
     return {"score_date": score_date, "run_id": rid, "rows": report.rows, "bands": report.bands,
-            "features_run_id": report.features_run_id,
+            "features_run_id": report.features_run_id, "model_name": settings.model_name,
             "model_version": report.model_version, "users_with_features": report.users_with_features,
-            "dropped_dates": [d.isoformat() for d in report.dropped_dates]}  # fmt: skip
+            "dropped_dates": [d.isoformat() for d in report.dropped_dates],
+            "abandoned_runs": report.abandoned_runs,
+            "seconds": {name: round(value, 3) for name, value in report.seconds.items()}}  # fmt: skip
 
 
 def drift(week_ending: str, require_last_night: bool = False, run_id: str | None = None) -> dict[str, Any]:
@@ -145,6 +184,17 @@ def drift(week_ending: str, require_last_night: bool = False, run_id: str | None
     day = parse_date(week_ending, "week_ending")
     with run_context("drift", run_id or new_run_id("drift", week_ending)) as rid:
         return weekly(_lake(), get_settings(), day, rid, require_last_night)
+
+
+def drift_alert(summary: dict[str, Any]) -> str | None:
+    """The alert of a `drift` summary (every threshold the week passed, with figures), None when none."""
+    from churn.monitoring import MonitoringAlertError, check
+
+    try:
+        check(summary)
+    except MonitoringAlertError as alert:
+        return str(alert)
+    return None
 
 
 def check_drift(summary: dict[str, Any]) -> dict[str, Any]:

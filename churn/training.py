@@ -11,7 +11,6 @@ the one registered. The run logs all candidates' figures, so the effect of resam
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,10 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn import drift, gold, kkbox, registry
+from churn.champion import FeatureSpecError, load_version
 from churn.errors import ChurnError
 from churn.evaluation import classification_metrics, plots
 from churn.features import FEATURE_NAMES, SPEC_HASH
-from churn.labels import parse_cohort
+from churn.labels import cohorts_before, month_of, snapshot_date
 from churn.lake import Lake
 from churn.lineage import airflow_ids, dvc_data_version, git_commit
 from churn.logs import tracked
@@ -41,6 +41,7 @@ from churn.pipeline import (
     inner_pipeline,
 )
 from churn.settings import Settings
+from churn.silver import silver_days_per_month, silver_version
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +76,6 @@ class TrainResult:
     train_cohorts: list[str] = field(default_factory=list)
 
 
-def snapshot_date(cohort: str) -> dt.date:
-    """The as-of date of a cohort's features: the eve of the month (its first day minus one)."""
-    first, _ = parse_cohort(cohort)
-    return first - dt.timedelta(days=1)
-
-
-def cohorts_before(cohort: str, count: int) -> list[str]:
-    """The `count` months before `cohort`, oldest first."""
-    first, _ = parse_cohort(cohort)
-    months = []
-    year, month = first.year, first.month
-    for _ in range(count):
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-        months.append(f"{year:04d}-{month:02d}")
-    return months[::-1]
-
-
 HISTORY_TABLES = {"transactions": "transactions", "user_logs": "user logs"}
 COVERED_DAY_SHARE = 0.5
 
@@ -103,15 +87,15 @@ def history_gaps(lake: Lake, cohorts: list[str]) -> dict[str, list[str]]:
     must hold rows of the table on at least half of its days (`COVERED_DAY_SHARE`). Counting days with
     data, not the earliest date, is what makes it robust: one stray early row (or a few) is not a
     history, while a real table (transactions and logs every day) covers whole months; the cost is one
-    pass over the date column of each Silver part (see `gold.silver_days_per_month`). The "v2" set of the
+    pass over the date column of each Silver part (see `silver.silver_days_per_month`). The "v2" set of the
     Kaggle dump covers March 2017 only, so no eve before it is covered."""
-    coverage = {table: gold.silver_days_per_month(lake, table) for table in HISTORY_TABLES}
+    coverage = {table: silver_days_per_month(lake, table) for table in HISTORY_TABLES}
     gaps = {}
     for cohort in cohorts:
         eve = snapshot_date(cohort)
         lacking = [
             what for table, what in HISTORY_TABLES.items()
-            if coverage[table].get(eve.strftime("%Y-%m"), 0) < COVERED_DAY_SHARE * eve.day
+            if coverage[table].get(month_of(eve), 0) < COVERED_DAY_SHARE * eve.day
         ]  # fmt: skip
         if lacking:
             gaps[cohort] = lacking
@@ -217,7 +201,7 @@ def lineage_tags(lake: Lake, cohort: str, train_cohorts: list[str]) -> dict[str,
     dag_id, dag_run_id = airflow_ids()
     return {
         "git_commit": git_commit(),
-        "data_version": gold.silver_version(lake),
+        "data_version": silver_version(lake),
         "dvc_data_version": dvc_data_version(),
         "feature_spec_hash": SPEC_HASH,
         "val_cohort": cohort,
@@ -236,7 +220,11 @@ def _champion_log_loss(
     champion = registry.alias_version(settings, registry.CHAMPION)
     if champion is None:
         return None, None, "no champion"
-    model = registry.load_model(settings, champion)  # a registry outage must fail the run, not promote
+    try:  # a registry outage or an unreadable artifact must fail the run, not promote
+        model = load_version(settings, champion).model
+    except FeatureSpecError as error:  # scoring refuses it: it cannot compete, the new version can
+        log.warning("champion %s", error)
+        return None, champion, f"champion {error}"
     try:
         p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
     except FeatureFrameError as error:  # built for other features: incompatible, it cannot compete

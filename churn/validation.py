@@ -35,11 +35,11 @@ import pandas as pd
 from churn import streaming_checks as checks
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES, GROUP_TABLES, SPEC, uncovered_features
-from churn.gold import features_prefix, silver_first_day
-from churn.ingest import silver_tables, stamp_of
+from churn.gold import features_prefix
 from churn.kkbox import TABLES
-from churn.lake import Lake
+from churn.lake import Lake, stamp_of
 from churn.logs import tracked
+from churn.silver import silver_first_day, silver_tables
 
 log = logging.getLogger(__name__)
 

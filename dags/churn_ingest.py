@@ -7,21 +7,19 @@ Emits the `churn_silver` asset.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from churn.orchestration import DAY, START_DATE, retries
+
 SILVER = Asset(name="churn_silver", uri="churn://lake/silver")
-# The day a run covers: the day before its data interval's end (a run at D+1 covers D); never the clock.
-DAY = "{{ data_interval_end.subtract(days=1).strftime('%Y-%m-%d') }}"
-IO_RETRIES = {"retries": 3, "retry_delay": dt.timedelta(minutes=1), "retry_exponential_backoff": True}
+IO_RETRIES = retries()
 
 
 @dag(
     dag_id="churn_ingest",
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
-    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["churn"],

@@ -12,21 +12,19 @@ time; a rerun of a day replaces it; a failed run leaves the previous scores serv
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from churn.orchestration import DAY, START_DATE, retries
+
 SCORES = Asset(name="churn_scores", uri="churn://db/churn_scores")
-# The day a run covers: the day before its data interval's end (a run at D+1 covers D); never the clock.
-DAY = "{{ data_interval_end.subtract(days=1).strftime('%Y-%m-%d') }}"
-IO_RETRIES = {"retries": 3, "retry_delay": dt.timedelta(minutes=1), "retry_exponential_backoff": True}
+IO_RETRIES = retries()
 
 
 @dag(
     dag_id="churn_nightly_scoring",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["churn"],

@@ -9,18 +9,18 @@ the promotion gate (figures and decision in the MLflow run and on the model vers
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Asset, Param, dag, task
 
+from churn.orchestration import START_DATE, retries
+
 MODEL = Asset(name="churn_champion", uri="churn://registry/kkbox-churn")
-IO_RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1), "retry_exponential_backoff": True}
+IO_RETRIES = retries(2)
 
 
 @dag(
     dag_id="churn_training",
     schedule=None,
-    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["churn"],

@@ -10,22 +10,20 @@ log loss and AUC of every cohort whose outcomes are known, and writes the `drift
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from churn.orchestration import DAY, START_DATE, retries
+
 DRIFT = Asset(name="churn_drift_report", uri="churn://lake/reports/drift")
-# The week a run covers ends the day before its data interval's end (a run on Monday covers to Sunday).
-WEEK_ENDING = "{{ data_interval_end.subtract(days=1).strftime('%Y-%m-%d') }}"
 # retries also wait for a late night: the report refuses a week whose Sunday is not published yet
-IO_RETRIES = {"retries": 4, "retry_delay": dt.timedelta(minutes=10), "retry_exponential_backoff": True}
+IO_RETRIES = retries(4, minutes=10)
 
 
 @dag(
     dag_id="churn_weekly_drift",
     schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
-    start_date=dt.datetime(2015, 1, 1, tzinfo=dt.UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["churn", "monitoring"],
@@ -44,7 +42,7 @@ def churn_weekly_drift() -> None:
 
         return churn_steps().check_drift(summary)
 
-    check_thresholds(drift_report(WEEK_ENDING))
+    check_thresholds(drift_report(DAY))
 
 
 churn_weekly_drift()

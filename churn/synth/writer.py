@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 HORIZON = dt.date(2018, 3, 31)  # the simulation runs to here; daily drops can go up to it
 ORACLE_PREFIX = "synth/oracle"
-DUMP_COHORTS = {"train.csv": "2017-02", "train_v2.csv": "2017-03"}
 SUBMISSION_COHORT = "2017-04"
 
 
@@ -224,16 +223,7 @@ def cohort_oracle(chunk: Chunk, labels: pd.DataFrame) -> pa.Table:
 
 
 # -- the history dump ----------------------------------------------------------------------------------
-DUMP_FILES = (
-    "members_v3.csv",
-    "transactions.csv",
-    "transactions_v2.csv",
-    "user_logs.csv",
-    "user_logs_v2.csv",
-    "train.csv",
-    "train_v2.csv",
-    kkbox.SAMPLE_SUBMISSION,
-)
+DUMP_FILES = (*kkbox.DUMP_FILES, kkbox.SAMPLE_SUBMISSION)  # what the generator writes
 
 
 @dataclass
@@ -286,7 +276,7 @@ def dump_chunk(lake: Lake, profile: Profile, seed: int, index: int) -> DumpPart:
 
     # Labels come from the full simulated future, as KKBox's own did.
     tx_all = _chunk_tx_table(chunk)
-    for name, cohort in DUMP_COHORTS.items():
+    for name, cohort in kkbox.RELEASED_COHORTS.items():
         labels = label_cohort(tx_all, cohort, key="uid")
         lake.write_parquet(
             f"{ORACLE_PREFIX}/cohort={cohort}/part-{index:05d}.parquet", cohort_oracle(chunk, labels)

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 
 from api.main import create_app
+from bench.common import events_of_user
 from churn import registry
 from churn.gold import read_features
 from churn.lake import Lake
-from churn.live import events_of_user
 from churn.pipeline import churn_probability
 from churn.predlog import PREFIX
 from tests.api.conftest import NEW_DAY, Published, path_of

@@ -68,7 +68,6 @@ def test_every_dag_loads_without_import_errors(dagbag: dict) -> None:
     assert dagbag["errors"] == {}
     assert set(dagbag["dags"]) == {
         "churn_ingest",
-        "churn_features",
         "churn_training",
         "churn_nightly_scoring",
         "churn_weekly_drift",
@@ -103,13 +102,11 @@ def test_weekly_drift_reports_then_checks_on_mondays(dagbag: dict) -> None:
     assert dag["outlets"] == ["churn_drift_report"]
 
 
-def test_ingest_is_daily_and_features_are_manual(dagbag: dict) -> None:
-    """The nightly run builds the day's features itself; the features DAG is for a date by hand."""
-    ingest, features = dagbag["dags"]["churn_ingest"], dagbag["dags"]["churn_features"]
+def test_ingest_is_daily(dagbag: dict) -> None:
+    """The nightly run builds the day's features itself: no other DAG builds them."""
+    ingest = dagbag["dags"]["churn_ingest"]
     assert (ingest["timetable"], ingest["cron"]) == ("CronDataIntervalTimetable", "0 1 * * *")
-    assert features["timetable"] == "NullTimetable" and features["params"] == ["as_of"]
-    assert features["edges"] == [["build", "validate_gold"]]
-    assert ingest["outlets"] == ["churn_silver"] and features["outlets"] == ["churn_gold_features"]
+    assert ingest["outlets"] == ["churn_silver"]
 
 
 def test_dag_files_import_fast(tmp_path: Path) -> None:
@@ -136,7 +133,7 @@ for path in sorted(pathlib.Path({str(DAGS)!r}).glob("churn_*.py")):  # the DAG f
 print(json.dumps(times))
 """
     times = json.loads(run_python(code, airflow_env(tmp_path)).strip().splitlines()[-1])
-    assert len(times) == 5
+    assert len(times) == 4
     assert all(seconds < 0.5 for seconds in times.values()), times
 
 

@@ -22,9 +22,10 @@ import pytest
 
 from churn import kkbox
 from churn.archives import STATE, ArchiveError, unpack_bronze
-from churn.ingest import IngestError, ingest, read_silver
+from churn.ingest import IngestError, ingest
 from churn.lake import Lake
 from churn.settings import Settings
+from churn.silver import read_silver
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_dump
 

@@ -12,9 +12,10 @@ import pyarrow.compute as pc
 import pytest
 
 from churn import kkbox
-from churn.ingest import IngestError, ingest, read_silver, silver_parts
+from churn.ingest import IngestError, ingest
 from churn.lake import Lake
 from churn.settings import Settings
+from churn.silver import read_silver, silver_parts
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_daily, write_dump
 from churn.userkey import bucket_of, decode_msno

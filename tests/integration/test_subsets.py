@@ -22,12 +22,13 @@ from churn.db import make_engine
 from churn.errors import ChurnError
 from churn.features import SPEC
 from churn.gold import build_gold_features, build_labels, read_features, read_labels
-from churn.ingest import ingest, read_silver
+from churn.ingest import ingest
 from churn.lake import Lake
 from churn.migrations import upgrade
 from churn.params import Params
 from churn.scoring import score
 from churn.settings import Settings
+from churn.silver import read_silver
 from churn.training import ShortHistoryError, train
 from churn.validation import ValidationFailed, validate
 
@@ -351,6 +352,31 @@ def test_churn_labels_prints_the_rule_agreement(tmp_path: Path) -> None:
     result = run_churn("labels", "--cohort", "2017-02", env=env)
     assert result.returncode == 0, result.stderr
     assert "rule agrees with it on 2 of 3 users both label (66.7%)" in result.stdout, result.stdout
+    assert "already built" not in result.stdout
+
+
+def test_churn_labels_and_features_keep_a_current_build_unless_forced(tmp_path: Path) -> None:
+    """The command line ensures, like the nightly tasks: a second run keeps the build (same run id in
+    the manifest), `--force` rebuilds it."""
+    from tests.unit.test_cli import run_churn
+
+    lake = Lake(str(tmp_path / "lake"))
+    write_files(lake, tuple(FILES))
+    ingest(lake, settings_for(lake), "full")
+    env = {"CHURN_LAKE_URL": lake.url, "CHURN_SILVER_BUCKETS": "2", "CHURN_DASK_WORKERS": "1"}
+    commands = [(["labels", "--cohort", "2017-02"], "gold/labels/cohort=2017-02"),
+                (["features", "--as-of", "2017-03-31"], "gold/features/as_of=2017-03-31")]  # fmt: skip
+    for command, manifest in commands:
+        first = run_churn(*command, env=env)
+        assert first.returncode == 0 and "already built" not in first.stdout, first.stderr
+        build = lake.read_json(f"{manifest}/_manifest.json")["run_id"]
+        again = run_churn(*command, env=env)
+        assert again.returncode == 0, again.stderr
+        assert f"already built from the current Silver (build {build}" in again.stdout, again.stdout
+        assert lake.read_json(f"{manifest}/_manifest.json")["run_id"] == build
+        forced = run_churn(*command, "--force", env=env)
+        assert forced.returncode == 0 and "already built" not in forced.stdout, forced.stderr
+        assert lake.read_json(f"{manifest}/_manifest.json")["run_id"] != build
 
 
 def test_a_lake_of_daily_drops_alone_is_not_a_partial_dump(

@@ -13,9 +13,10 @@ import pytest
 from churn.contracts import features_schema
 from churn.features import FEATURE_NAMES
 from churn.gold import build_gold_features, features_prefix, read_features
-from churn.ingest import ingest, read_silver
+from churn.ingest import ingest
 from churn.lake import Lake
 from churn.settings import Settings
+from churn.silver import read_silver
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_dump
 from churn.validation import ValidationFailed, validate

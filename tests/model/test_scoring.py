@@ -13,15 +13,18 @@ import pytest
 from sqlalchemy import text
 
 from churn import kkbox, registry
+from churn.bands import risk_bands
+from churn.champion import load_champion
 from churn.db import make_engine
 from churn.errors import ChurnError
 from churn.gold import build_gold_features, features_prefix, read_features
-from churn.ingest import ingest, read_silver
+from churn.ingest import ingest
 from churn.lake import Lake
 from churn.migrations import upgrade
 from churn.pipeline import churn_probability
-from churn.scoring import active_mask, load_champion, risk_bands, score
+from churn.scoring import active_mask, score
 from churn.settings import Settings
+from churn.silver import read_silver
 
 DAY = dt.date(2017, 3, 31)
 
@@ -61,7 +64,7 @@ def test_every_active_user_is_scored_with_the_champion(small_lake: Lake, setting
     engine.dispose()
     assert {r.msno for r in rows} == set(active["msno"].to_pylist())
     assert {(r.model_version, r.run_id) for r in rows} == {(champion, "score-test-1")}
-    probabilities = churn_probability(load_champion(settings)[1], active.to_pandas())
+    probabilities = churn_probability(load_champion(settings).model, active.to_pandas())
     expected = dict(zip(active["msno"].to_pylist(), probabilities, strict=True))
     assert all(abs(r.churn_probability - expected[r.msno]) < 1e-12 for r in rows)
     assert run["status"] == "published" and run["rows_scored"] == report.rows

@@ -17,11 +17,11 @@ import pytest
 from churn import registry
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES, SPEC_HASH
-from churn.gold import silver_version
 from churn.lake import Lake
 from churn.params import Params
 from churn.pipeline import FeatureFrameError, churn_probability
 from churn.settings import Settings
+from churn.silver import silver_version
 from churn.training import TrainResult, labelled_frame, lineage_tags, train
 
 COHORT = "2017-03"
@@ -183,3 +183,29 @@ def test_promotion_can_be_held_back_and_training_users_sampled(
     assert sampled.metrics["rows_val"] == full.metrics["rows_val"]  # validation is never sampled
     run = _client(settings).get_run(sampled.run_id)
     assert run.data.params["sample_fraction"] == "0.5" and run.data.params["promote_requested"] == "False"
+
+
+def test_the_train_command_takes_overrides_a_sample_and_no_promotion(setup: tuple[Lake, Settings]) -> None:
+    """`churn train` reaches every option of the training step (the DAG's form has them too)."""
+    from tests.unit.test_cli import run_churn
+
+    lake, settings = setup
+    env = {"CHURN_LAKE_URL": lake.url, "CHURN_SILVER_BUCKETS": "4", "CHURN_DASK_WORKERS": "1",
+           "CHURN_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+           "CHURN_MLFLOW_ARTIFACT_LOCATION": settings.mlflow_artifact_location,
+           "CHURN_PARAMS_FILE": str(Path(__file__).resolve().parents[2] / "params.yaml")}  # fmt: skip
+    champion = registry.alias_version(settings, registry.CHAMPION)
+    options = ["--no-promote", "--sample-fraction", "0.5", "--set", "lightgbm.num_leaves=4",
+               "--set", "train.samplers=[none]"]  # fmt: skip
+    result = run_churn("train", "--cohort", COHORT, *options, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "(sampler none," in result.stdout and "challenger: promotion disabled by the caller" in result.stdout
+    )
+    run_id = result.stdout.rsplit("(MLflow run ", 1)[1].split(",")[0]
+    logged = _client(settings).get_run(run_id).data.params
+    assert (logged["sample_fraction"], logged["lightgbm.num_leaves"], logged["promote_requested"]) == (
+        "0.5", "4", "False")  # fmt: skip
+    assert registry.alias_version(settings, registry.CHAMPION) == champion
+    bad = run_churn("train", "--cohort", COHORT, "--set", "lightgbm.no_such=1", env=env)
+    assert bad.returncode == 1 and "lightgbm.no_such" in bad.stderr, bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -105,3 +106,46 @@ def test_features_outside_silver_are_refused_and_write_no_gold(
     assert len(lines) == 1 and lines[0].startswith("churn: error: ") and reason in lines[0], lines
     assert as_of in lines[0]
     assert not (tmp_path / "lake" / "gold").exists()
+
+
+# Modules the command line may import besides `churn.steps`: platform pieces, and the modules of the
+# commands that are not pipeline steps (synth, model, db).
+NOT_PIPELINE = {"churn.errors", "churn.logs", "churn.settings", "churn.lake", "churn.registry", "churn.db",
+                "churn.migrations", "churn.localpg"}  # fmt: skip
+
+
+def churn_imports(path: Path) -> set[str]:
+    """Every `churn...` module a source file imports, at any depth (function-level imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "churn"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "churn":
+            found |= {
+                f"{node.module}.{a.name}" if node.module == "churn" else node.module for a in node.names
+            }
+    return found
+
+
+def test_the_cli_reaches_the_pipeline_only_through_steps() -> None:
+    import churn.cli
+
+    imported = churn_imports(Path(churn.cli.__file__))
+    assert "churn.steps" in imported
+    assert {m for m in imported if not m.startswith("churn.synth.")} - NOT_PIPELINE - {"churn.steps"} == set()
+
+
+def test_the_import_check_sees_a_pipeline_import_inside_a_function(tmp_path: Path) -> None:
+    source = tmp_path / "cli.py"
+    source.write_text("def f():\n    from churn.gold import parse_date\n    from churn import steps\n")
+    assert churn_imports(source) == {"churn.gold", "churn.steps"}
+
+
+def test_the_api_serves_without_the_batch_stack() -> None:
+    """The API reads Silver through its read side only: importing it loads no Dask, no writer, no batch
+    step (a lookup must not pay for them, nor break when they change)."""
+    batch = ["dask", "evidently", "great_expectations", "churn.compute", "churn.ingest", "churn.gold",
+             "churn.scoring", "churn.training", "churn.validation"]  # fmt: skip
+    code = f"import sys, api.main; print([m for m in {batch!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -12,8 +12,9 @@ import pytest
 from churn.errors import ChurnError
 from churn.features import FEATURE_NAMES
 from churn.gold import features_prefix
+from churn.labels import snapshot_date
 from churn.lake import Lake
-from churn.training import labelled_frame, snapshot_date
+from churn.training import labelled_frame
 
 COHORT = "2017-03"
 

@@ -97,11 +97,6 @@ def test_secret_value_is_not_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -
     assert "hunter2" not in str(caught.value)
 
 
-def test_local_lake_path_refuses_s3() -> None:
-    with pytest.raises(SettingsError, match="CHURN_LAKE_URL points at S3"):
-        Settings(lake_url="s3://bucket/x").local_lake_path()
-
-
 def test_env_example_documents_every_setting() -> None:
     example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     documented = {line.split("=", 1)[0].lstrip("# ").strip() for line in example.splitlines() if "=" in line}
