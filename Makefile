@@ -69,9 +69,10 @@ setup: $(STAMP)  ## Create .venv and install the pinned dependencies (only when 
 lock: $(STAMP)  ## Regenerate requirements.txt from requirements.in (uv from the venv's lock)
 	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11
 
-lint: $(STAMP)  ## ruff check and format check
+lint: $(STAMP)  ## ruff check, format check and mypy (churn/ and api/, every function typed)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -110,7 +111,7 @@ demo: $(STAMP)  ## Run the whole job on embedded defaults, through Airflow, and 
 	 echo "== Airflow churn_weekly_drift for the week ending $(DEMO_WEEK_ENDING): Evidently report vs the champion's reference"; \
 	 $(call dag_test,churn_weekly_drift,$$(date -u -d "$(DEMO_WEEK_ENDING) + 1 day" +%F)T03:00:00+00:00,drift-$(DEMO_WEEK_ENDING)); \
 	 echo "== reports in the lake (Airflow UI: Browse > Churn reports, served by plugins/churn_reports.py)"; \
-	 $(BIN)/python -c "from churn.lake import Lake; from churn.reports import list_reports; from churn.settings import get_settings; \
+	 $(BIN)/python -c "from churn.lake import Lake; from churn.monitoring.reports import list_reports; from churn.settings import get_settings; \
 	   [print('  ', r.kind, r.label, r.path) for r in list_reports(Lake.from_settings(get_settings())) if r.kind == 'drift']"; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 

@@ -12,9 +12,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from churn.lake import Lake
-from churn.predlog import PredictionLog
-from churn.scorereads import NewestDate
-from churn.serving import ChampionHolder
+from churn.model.serving import ChampionHolder
+from churn.monitoring.predlog import PredictionLog
+from churn.scores.scorereads import NewestDate
 from churn.settings import Settings
 
 

@@ -30,14 +30,14 @@ from api.metrics import MODEL_VERSION, MetricsMiddleware
 from api.routers import health, models, monitoring, predict, scores
 from api.schemas import add_head_routes, invalid, validation_details
 from api.security import access_mode
-from churn.champion import ModelUnavailableError
 from churn.db import DatabaseUnavailableError, make_async_engine, redact
 from churn.lake import Lake
-from churn.live import SilverDays
 from churn.logs import configure_logging
-from churn.predlog import PredictionLog
-from churn.scorereads import CursorError, NewestDate
-from churn.serving import ChampionHolder
+from churn.model.champion import ModelUnavailableError
+from churn.model.serving import ChampionHolder
+from churn.monitoring.predlog import PredictionLog
+from churn.scores.live import SilverDays
+from churn.scores.scorereads import CursorError, NewestDate
 from churn.settings import load_settings
 
 log = logging.getLogger("churn.api")
@@ -160,7 +160,10 @@ def create_app() -> FastAPI:
     app.add_exception_handler(ModelUnavailableError, _model_unavailable)
     app.add_exception_handler(CursorError, _bad_cursor)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(
+        StarletteHTTPException,
+        _http_error,  # type: ignore[arg-type]  # Starlette types every handler as taking Exception
+    )
     add_head_routes(app.router)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)

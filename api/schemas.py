@@ -15,11 +15,11 @@ from fastapi.routing import APIRoute
 from fastapi.utils import generate_unique_id
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from churn import monitortables
-from churn.events import MSNO_PATTERN, MemberEvent, TransactionEvent, UserLogEvent
-from churn.monitortables import DriftRow
+from churn.data.events import MSNO_PATTERN, MemberEvent, TransactionEvent, UserLogEvent
+from churn.monitoring import monitortables
+from churn.monitoring.monitortables import DriftRow
 
-RISK_BAND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # the names `churn.bands.band_names` gives
+RISK_BAND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # the names `churn.scores.bands.band_names` gives
 Msno = Annotated[str, Field(pattern=MSNO_PATTERN, description="KKBox user id: 44 base64 characters")]
 MAX_TRANSACTIONS = 2_000
 MAX_LOG_ROWS = 10_000

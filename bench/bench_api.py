@@ -102,8 +102,8 @@ def _inputs(lake_url: str, env: dict[str, str]) -> tuple[Path, Path, Path]:
     from sqlalchemy import create_engine, text
 
     from bench.common import events_of_user
+    from churn.data.silver import read_silver
     from churn.lake import Lake
-    from churn.silver import read_silver
 
     folder = DATA / "api"
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Feature benchmark: Gold features as of 2017-03-31 over the bench profile's Silver, against DuckDB.
 
-ours:      `churn.gold.build_gold_features` (one Dask task per Silver bucket, 2 threads), written to Gold;
+ours:      `churn.features.gold.build_gold_features` (one Dask task per Silver bucket, 2 threads),
+           written to Gold;
 reference: DuckDB (2 threads) running an equivalent aggregation SQL over the same Silver Parquet files:
            transaction counts and sums, the last transaction in the rule's order, earlier lapses, members,
            and the listening sums/active days/ratios over 7/14/30/90/180 days, result fetched as Arrow.
@@ -96,7 +97,7 @@ def main() -> None:
 
     ours_setup = f"""
 import datetime as dt
-from churn.gold import build_gold_features
+from churn.features.gold import build_gold_features
 from churn.lake import Lake
 from churn.settings import Settings
 lake = Lake({str(lake)!r})

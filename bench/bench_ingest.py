@@ -43,7 +43,7 @@ def main() -> None:
 
     ours_setup = f"""
 import shutil, os
-from churn.ingest import ingest, Source
+from churn.data.ingest import ingest, Source
 from churn.lake import Lake
 from churn.settings import Settings
 work = {str(work)!r}

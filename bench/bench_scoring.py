@@ -1,7 +1,7 @@
 """Scoring benchmark: 1M users end to end (read Gold, predict, publish) against bare predict + bare COPY.
 
-ours:      `churn.scoring.score` for one date (imports done before the clock starts): champion loaded from
-           the MLflow registry, Gold features read,
+ours:      `churn.scores.scoring.score` for one date (imports done before the clock starts): champion
+           loaded from the MLflow registry, Gold features read,
            active filter, the calibrated pipeline's predict in batches, bands, COPY into the run's table,
            unique index, partition swap, run bookkeeping;
 reference: in the same run, on the same users: the fitted LightGBM model's bare `predict_proba` on the
@@ -45,11 +45,11 @@ def prepare(users: int) -> tuple[str, dict[str, str]]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from churn.features import SPEC_HASH
-    from churn.gold import features_prefix, read_features
+    from churn.data.silver import silver_version
+    from churn.features.gold import features_prefix, read_features
+    from churn.features.population import active_mask
+    from churn.features.spec import SPEC_HASH
     from churn.lake import Lake
-    from churn.scoring import active_mask
-    from churn.silver import silver_version
 
     lake_path = bench_lake("demo")
     store = DATA / "scoring"
@@ -107,7 +107,7 @@ def main() -> None:
 import datetime as dt, itertools
 import mlflow, lightgbm, sklearn, psycopg2
 import mlflow.sklearn, mlflow.store.tracking.sqlalchemy_store, mlflow.store.model_registry.sqlalchemy_store
-from churn.scoring import score
+from churn.scores.scoring import score
 from churn.lake import Lake
 from churn.logs import new_run_id
 from churn.settings import Settings
@@ -121,10 +121,10 @@ settings = Settings(lake_url={lake_url!r})
 import datetime as dt, io
 import numpy as np, pyarrow as pa, pyarrow.csv as pacsv, psycopg2
 from sqlalchemy.engine import make_url
-from churn.gold import read_features
+from churn.features.gold import read_features
 from churn.lake import Lake
-from churn.pipeline import inner_pipeline
-from churn.champion import load_champion
+from churn.model.pipeline import inner_pipeline
+from churn.model.champion import load_champion
 from churn.settings import Settings
 settings = Settings(lake_url={lake_url!r})
 champion = load_champion(settings)

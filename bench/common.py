@@ -253,8 +253,8 @@ def events_of_user(lake: Lake, msno: str, as_of: dt.date) -> dict[str, Any]:
     YYYYMMDD): what a client holding the same events would send to POST /predict."""
     import numpy as np
 
-    from churn.silver import bucket_count, read_silver
-    from churn.userkey import bucket_of, user_id_of
+    from churn.data.silver import bucket_count, read_silver
+    from churn.data.userkey import bucket_of, user_id_of
 
     user = user_id_of(msno)
     bucket = int(bucket_of(np.array([user]), bucket_count(lake))[0])

@@ -509,7 +509,7 @@ def fill_scores(retained: int = RETAINED_DAYS) -> None:
     import pyarrow.csv as pacsv
     from sqlalchemy import create_engine, text
 
-    from churn.scoredb import ScoreRun, begin_run, date_lock, publish
+    from churn.scores.scoredb import ScoreRun, begin_run, date_lock, publish
     from churn.settings import get_settings
 
     settings = get_settings()
@@ -552,7 +552,7 @@ def unfill_scores(run: Run) -> int:
     """Drop the days `fill_scores` published (their partitions and runs); -> days dropped."""
     from sqlalchemy import create_engine, text
 
-    from churn.scoredb import partition_name
+    from churn.scores.scoredb import partition_name
 
     engine = create_engine(run.database_url())
     with engine.begin() as connection:

@@ -331,7 +331,7 @@ def gold(cohort: Annotated[str, typer.Option(help="Validation cohort month YYYY-
 @model_app.command("list")
 def model_list() -> None:
     """List registered versions with their aliases and validation metrics."""
-    from churn.registry import list_versions
+    from churn.model.registry import list_versions
 
     settings = get_settings()
     rows = list_versions(settings)
@@ -355,7 +355,7 @@ def model_list() -> None:
 @model_app.command("promote")
 def model_promote(version: Annotated[int, typer.Option(help="Registered version to make champion.")]) -> None:
     """Make a version the champion (roll forward or back)."""
-    from churn.registry import promote
+    from churn.model.registry import promote
 
     settings = get_settings()
     previous = promote(settings, version)

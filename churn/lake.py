@@ -12,7 +12,7 @@ import io
 import json
 import posixpath
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -250,7 +250,7 @@ class Lake:
         return pq.read_table(self.path(relative), columns=columns, filesystem=self.fs)
 
     def read_parquet_where(
-        self, relative: str, conditions: list[tuple[str, str, Any]], columns: list[str] | None = None
+        self, relative: str, conditions: Sequence[tuple[str, str, Any]], columns: list[str] | None = None
     ) -> pa.Table:
         """Rows of one Parquet file meeting every (column, op, value) condition, op one of = <= >=.
 

@@ -163,26 +163,12 @@ class Progress:
                 self._bar.close()
             log.info("%s%s", self.state(final=True), ", stopped by an error" if failed else "")
 
+    def __enter__(self) -> Progress:
+        return self
 
-@contextmanager
-def tracked(
-    desc: str,
-    total: int | None = None,
-    unit: str = "rows",
-    interval_seconds: float = 30.0,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    terminal: bool | None = None,
-) -> Iterator[Progress]:
-    """A `Progress` for the block, closed at its end (its final line says when an error stopped it)."""
-    progress_ = Progress(desc, total, unit, interval_seconds, clock=clock, terminal=terminal)
-    try:
-        yield progress_
-    except Exception:
-        progress_.close(failed=True)
-        raise
-    finally:
-        progress_.close()
+    def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
+        """Closed at the end of a `with` block; its final line says when an error stopped it."""
+        self.close(failed=kind is not None and issubclass(kind, Exception))
 
 
 def progress(
@@ -194,7 +180,7 @@ def progress(
     interval_seconds: float = 30.0,
 ) -> Iterator[T]:
     """The items, counted in a `Progress` as they are taken (a bar on a terminal, log lines elsewhere)."""
-    with tracked(desc or "progress", total, unit, interval_seconds) as counter:
+    with Progress(desc or "progress", total, unit, interval_seconds) as counter:
         for item in items:
             yield item
             counter.advance()

@@ -16,6 +16,11 @@ DAY = "{{ data_interval_end.subtract(days=1).strftime('%Y-%m-%d') }}"
 START_DATE = dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
 
 
+# Every churn DAG: from START_DATE, no catchup (a backfill is asked for), one run at a time (runs of one
+# DAG write the same tables; a second would wait on the first's locks anyway).
+DAG_DEFAULTS: dict[str, Any] = {"start_date": START_DATE, "catchup": False, "max_active_runs": 1}
+
+
 def retries(count: int = 3, minutes: float = 1) -> dict[str, Any]:
     """Task arguments of the retry policy: `count` retries, exponential backoff from `minutes`. I/O tasks
     use the default; tasks waiting for something late (the weekly report's Sunday) wait longer."""

@@ -16,7 +16,7 @@ from churn.logs import new_run_id, run_context
 from churn.settings import get_settings
 
 if TYPE_CHECKING:
-    from churn.params import Params
+    from churn.model.params import Params
 
 
 def _lake() -> Lake:
@@ -26,14 +26,14 @@ def _lake() -> Lake:
 def _params(overrides: dict[str, Any] | None, params_file: str | None = None) -> Params:
     """The params file (the settings' unless named) with a run's overrides applied (validated, source
     named)."""
-    from churn.params import load_params, with_overrides
+    from churn.model.params import load_params, with_overrides
 
     return with_overrides(load_params(params_file or get_settings().params_file), overrides or {})
 
 
 def ingest(run_id: str | None = None, force: bool = False) -> dict[str, Any]:
     """Bronze -> Silver for every source not ingested yet (idempotent; every source with `force`)."""
-    from churn.ingest import ingest as run_ingest
+    from churn.data.ingest import ingest as run_ingest
 
     settings = get_settings()
     lake = _lake()
@@ -48,8 +48,8 @@ def ingest(run_id: str | None = None, force: bool = False) -> dict[str, Any]:
 def labels(cohort: str, run_id: str | None = None, force: bool = False) -> dict[str, Any]:
     """Gold labels of a cohort, built unless already built from the current Silver (always with
     `force`); the manifest's figures are those of the build now in place."""
-    from churn.gold import ensure_labels, labels_manifest, labels_prefix
-    from churn.labels import parse_cohort
+    from churn.features.gold import ensure_labels, labels_manifest, labels_prefix
+    from churn.features.labels import parse_cohort
 
     parse_cohort(cohort)
     lake = _lake()
@@ -66,7 +66,7 @@ def features(as_of: str, run_id: str | None = None, force: bool = False) -> dict
     """Gold features as of a date, built unless already built from the current Silver and spec (always
     with `force`). `features_run_id` names the build now in place (this run's when `built`): what is
     validated and scored downstream."""
-    from churn.gold import ensure_features, features_manifest, features_prefix, parse_date
+    from churn.features.gold import ensure_features, features_manifest, features_prefix, parse_date
 
     day = parse_date(as_of, "as_of")
     lake = _lake()
@@ -83,8 +83,8 @@ def validate(stage: str, as_of: str | None = None, build_run_id: str | None = No
     """Run a stage's expectation suite; raises ValidationFailed (a ChurnError) on a critical failure.
     `build_run_id` (gold) names the features build to check: another or a stale build is refused
     (FeaturesBuildError), before and after the suite, so the verdict is that build's."""
-    from churn.gold import parse_date, require_features_build
-    from churn.validation import validate as run_validation
+    from churn.features.gold import parse_date, require_features_build
+    from churn.quality.validation import validate as run_validation
 
     day = parse_date(as_of, "as_of") if as_of else None
     lake = _lake()
@@ -106,7 +106,7 @@ def validate(stage: str, as_of: str | None = None, build_run_id: str | None = No
 def training_gold(cohort: str, overrides: dict[str, Any] | None = None) -> list[str]:
     """Labels and eve features of the validation cohort and the training cohorts before it (what
     `train` reads); returns the feature dates, for validation."""
-    from churn.labels import cohorts_before, snapshot_date
+    from churn.features.labels import cohorts_before, snapshot_date
 
     count = _params(overrides).train.train_cohorts
     days = []
@@ -139,9 +139,9 @@ def train(
     `promote` (else the version stays challenger). `overrides` change params of `params_file` (default
     CHURN_PARAMS_FILE), e.g. `{"lightgbm.num_leaves": 31}`; `allow_short_history` trains on a Silver
     whose history is shorter than the training cohorts need (challenger only; see
-    `churn.training.train`)."""
-    from churn.labels import parse_cohort
-    from churn.training import train as run_training
+    `churn.model.training.train`)."""
+    from churn.features.labels import parse_cohort
+    from churn.model.training import train as run_training
 
     parse_cohort(cohort)
     settings = get_settings()
@@ -160,8 +160,8 @@ def train(
 def score(score_date: str, run_id: str | None = None, features_run_id: str | None = None) -> dict[str, Any]:
     """Score every active user as of the date with the champion and publish the date atomically;
     with `features_run_id` exactly that (validated) features build, refused when it is not current."""
-    from churn.gold import parse_date
-    from churn.scoring import score as run_scoring
+    from churn.features.gold import parse_date
+    from churn.scores.scoring import score as run_scoring
 
     day: dt.date = parse_date(score_date, "score_date")
     settings = get_settings()
@@ -178,8 +178,8 @@ def score(score_date: str, run_id: str | None = None, features_run_id: str | Non
 def drift(week_ending: str, require_last_night: bool = False, run_id: str | None = None) -> dict[str, Any]:
     """The weekly drift report and realised performance (files in the lake, rows in the database);
     `require_last_night` fails while the week's last day is not published (a scheduled run retries)."""
-    from churn.gold import parse_date
-    from churn.monitoring import weekly
+    from churn.features.gold import parse_date
+    from churn.monitoring.weekly import weekly
 
     day = parse_date(week_ending, "week_ending")
     with run_context("drift", run_id or new_run_id("drift", week_ending)) as rid:
@@ -188,7 +188,7 @@ def drift(week_ending: str, require_last_night: bool = False, run_id: str | None
 
 def drift_alert(summary: dict[str, Any]) -> str | None:
     """The alert of a `drift` summary (every threshold the week passed, with figures), None when none."""
-    from churn.monitoring import MonitoringAlertError, check
+    from churn.monitoring.weekly import MonitoringAlertError, check
 
     try:
         check(summary)
@@ -199,7 +199,7 @@ def drift_alert(summary: dict[str, Any]) -> str | None:
 
 def check_drift(summary: dict[str, Any]) -> dict[str, Any]:
     """Raise MonitoringAlertError with the figures when the week passed a threshold; else the verdict."""
-    from churn.monitoring import check
+    from churn.monitoring.weekly import check
 
     check(summary)
     return {"week_ending": summary["week_ending"], "alert": False, "report_uri": summary["report_uri"]}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from churn.orchestration import DAY, START_DATE, retries
+from churn.orchestration import DAG_DEFAULTS, DAY, retries
 
 SILVER = Asset(name="churn_silver", uri="churn://lake/silver")
 IO_RETRIES = retries()
@@ -19,9 +19,7 @@ IO_RETRIES = retries()
 @dag(
     dag_id="churn_ingest",
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_DEFAULTS,
     tags=["churn"],
     doc_md=__doc__,
 )

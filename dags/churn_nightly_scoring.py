@@ -15,7 +15,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from churn.orchestration import DAY, START_DATE, retries
+from churn.orchestration import DAG_DEFAULTS, DAY, retries
 
 SCORES = Asset(name="churn_scores", uri="churn://db/churn_scores")
 IO_RETRIES = retries()
@@ -24,9 +24,7 @@ IO_RETRIES = retries()
 @dag(
     dag_id="churn_nightly_scoring",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_DEFAULTS,
     tags=["churn"],
     doc_md=__doc__,
 )

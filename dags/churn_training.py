@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, Param, dag, task
 
-from churn.orchestration import START_DATE, retries
+from churn.orchestration import DAG_DEFAULTS, retries
 
 MODEL = Asset(name="churn_champion", uri="churn://registry/kkbox-churn")
 IO_RETRIES = retries(2)
@@ -20,9 +20,7 @@ IO_RETRIES = retries(2)
 @dag(
     dag_id="churn_training",
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
+    **DAG_DEFAULTS,
     tags=["churn"],
     doc_md=__doc__,
     params={

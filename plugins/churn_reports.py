@@ -55,7 +55,7 @@ def _lake():
 @reports_app.get("/", response_class=HTMLResponse)
 def index() -> str:
     """A page linking every report, grouped by kind, newest first."""
-    from churn.reports import list_reports
+    from churn.monitoring.reports import list_reports
 
     rows = "".join(
         f'<tr><td>{html.escape(r.kind)}</td><td><a href="{html.escape(r.path)}">{html.escape(r.label)}</a>'
@@ -72,7 +72,7 @@ def index() -> str:
 @reports_app.get("/{path:path}")
 def report_file(path: str) -> Response:
     """A file of a report (its pages, data and assets)."""
-    from churn.reports import ReportNotFoundError, read_report_file
+    from churn.monitoring.reports import ReportNotFoundError, read_report_file
 
     try:
         body, content_type = read_report_file(_lake(), path)

@@ -21,13 +21,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from churn.ingest import ingest
+from churn.data.ingest import ingest
 from churn.lake import Lake
-from churn.params import Params, load_params
+from churn.model.params import Params, load_params
+from churn.model.training import train
 from churn.settings import Settings, get_settings
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_dump
-from churn.training import train
 
 DEFAULT_TEST_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from api.deps import EngineDep, LakeDep
 from api.schemas import AUTH_RESPONSES, CohortPerformance, DriftReport, PerformanceList, Problem
 from api.security import ApiKey
-from churn import monitorreads
+from churn.monitoring import monitorreads
 
 router = APIRouter(prefix="/monitoring", tags=["monitoring"], dependencies=[ApiKey], responses=AUTH_RESPONSES)
 

@@ -1,6 +1,6 @@
 """POST /predict: a live churn probability from the champion, for a known user or for raw events.
 
-The router maps HTTP to one library call (`churn.live.predict`) and its refusals to statuses: a bad
+The router maps HTTP to one library call (`churn.scores.live.predict`) and its refusals to statuses: a bad
 input is a 422 at its field, an unknown user a 404, an unknown Silver a 503.
 """
 
@@ -14,7 +14,7 @@ from api.deps import ChampionDep, LakeDep, PredictionLogDep, SettingsDep
 from api.metrics import PREDICTIONS
 from api.schemas import AUTH_RESPONSES, Prediction, PredictRequest, Problem, invalid
 from api.security import ApiKey
-from churn import live
+from churn.scores import live
 
 router = APIRouter(tags=["predict"], dependencies=[ApiKey], responses=AUTH_RESPONSES)
 

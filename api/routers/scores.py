@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, HTTPException, Path, Query
@@ -22,11 +22,11 @@ from api.schemas import (
     invalid,
 )
 from api.security import ApiKey
-from churn import scorereads
+from churn.scores import scorereads
 
 router = APIRouter(prefix="/scores", tags=["scores"], dependencies=[ApiKey], responses=AUTH_RESPONSES)
 MsnoPath = Annotated[str, Path(pattern=MSNO_PATTERN, description="KKBox user id (URL-encode `/` as %2F)")]
-NOT_FOUND = {404: {"model": Problem}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 
 
 @router.get(

@@ -25,7 +25,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
 def uniform(seed: int, user: np.ndarray, day: np.ndarray, stream: int) -> np.ndarray:
     """Uniform floats in [0, 1) keyed by (seed, user, day, stream), vectorised."""
     with np.errstate(over="ignore"):
-        key = _splitmix64(np.uint64(seed) * np.uint64(1_000_003) + np.uint64(stream))
+        key = _splitmix64(np.asarray(np.uint64(seed) * np.uint64(1_000_003) + np.uint64(stream)))
         x = _splitmix64(user.astype(np.uint64) ^ key)
         x = _splitmix64(x ^ day.astype(np.uint64))
     return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))

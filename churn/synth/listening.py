@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from churn.features import SECONDS_PER_DAY
+from churn.features.spec import SECONDS_PER_DAY
 from churn.synth.hashing import normal, normals, uniform
 
 # Average seconds of a play that ended in each completion bucket (<25%, 25-50%, 50-75%, 75-98.5%, >98.5%).

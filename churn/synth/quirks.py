@@ -10,7 +10,7 @@ import datetime as dt
 
 import numpy as np
 
-from churn.kkbox import DUMP_END, day_number
+from churn.data.kkbox import DUMP_END, day_number
 
 DUPLICATE_RATE = 0.0002  # a few thousand exact duplicates in 21.5M transactions
 EPOCH_EXPIRY_RATE = 0.0001  # membership_expire_date 1970-01-01

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from churn.kkbox import HISTORY_START, day_number
+from churn.data.kkbox import HISTORY_START, day_number
 from churn.synth.profiles import Behaviour
 
 DEFAULT = Behaviour()

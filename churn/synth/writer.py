@@ -17,15 +17,16 @@ from collections import defaultdict
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from churn import kkbox
+from churn.data import kkbox
 from churn.errors import ChurnError
-from churn.labels import label_cohort
+from churn.features.labels import label_cohort
 from churn.lake import Lake, csv_write_options
 from churn.logs import progress
 from churn.synth import quirks
@@ -303,7 +304,7 @@ def _dump_job(job: _Job) -> DumpPart:
     return dump_chunk(Lake(job.url, job.storage_options), job.profile, job.seed, job.index)
 
 
-def write_dump(lake: Lake, profile: Profile, seed: int, workers: int = 1) -> dict[str, object]:
+def write_dump(lake: Lake, profile: Profile, seed: int, workers: int = 1) -> dict[str, Any]:
     """Write the Kaggle-format history dump into `bronze/`, the oracle into `synth/oracle/` and the
     chunks' future into `synth/state/`, simulating chunks in `workers` processes.
 
@@ -388,7 +389,7 @@ def inject_drift(logs: pa.Table, strength: float, seed: int) -> pa.Table:
 
 def write_daily(
     lake: Lake, profile: Profile, seed: int, start: dt.date, end: dt.date, drift: float = 0.0
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Write one drop per day and table (`bronze/<table>/dt=D/<table>.csv`), same users as the dump;
     `drift` > 0 shifts the drops' listening (see `inject_drift`).
 

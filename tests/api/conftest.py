@@ -11,12 +11,12 @@ from urllib.parse import quote
 import pyarrow as pa
 import pytest
 
-from churn import scoredb
 from churn.db import make_engine
-from churn.gold import read_features
+from churn.features.gold import read_features
 from churn.lake import Lake
 from churn.migrations import upgrade
-from churn.scoring import score
+from churn.scores import scoredb
+from churn.scores.scoring import score
 from churn.settings import Settings
 
 OLD_DAY = dt.date(2017, 3, 15)

@@ -1,5 +1,5 @@
 """A champion trained on another feature spec: the API refuses it exactly as nightly scoring does (one
-loader, `churn.champion`), over HTTP with the app's lifespan."""
+loader, `churn.model.champion`), over HTTP with the app's lifespan."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import httpx
 import pytest
 
 from api.main import create_app
-from churn import registry
-from churn.champion import FeatureSpecError
-from churn.features import SPEC_HASH
+from churn.features.spec import SPEC_HASH
 from churn.lake import Lake
-from churn.scoring import score
+from churn.model import registry
+from churn.model.champion import FeatureSpecError
+from churn.scores.scoring import score
 from churn.settings import Settings
 from tests.api.conftest import NEW_DAY, Published
 from tests.conftest import LiveServer

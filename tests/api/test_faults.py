@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from api.main import create_app
-from churn import registry
-from churn.serving import ChampionHolder
+from churn.model import registry
+from churn.model.serving import ChampionHolder
 from churn.settings import Settings
 from tests.api.conftest import Published
 from tests.conftest import LiveServer

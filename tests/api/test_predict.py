@@ -13,11 +13,11 @@ import pytest
 
 from api.main import create_app
 from bench.common import events_of_user
-from churn import registry
-from churn.gold import read_features
+from churn.features.gold import read_features
 from churn.lake import Lake
-from churn.pipeline import churn_probability
-from churn.predlog import PREFIX
+from churn.model import registry
+from churn.model.pipeline import churn_probability
+from churn.monitoring.predlog import PREFIX
 from tests.api.conftest import NEW_DAY, Published, path_of
 from tests.conftest import LiveServer
 
@@ -155,7 +155,7 @@ def test_predictions_are_logged_to_the_lake(published: Published, small_lake: La
 
 
 def test_prediction_log_keeps_rows_the_lake_refused(tmp_path: Path) -> None:
-    from churn.predlog import PredictionLog
+    from churn.monitoring.predlog import PredictionLog
 
     class FlakyLake(Lake):
         fail = True

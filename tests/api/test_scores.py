@@ -172,8 +172,8 @@ def _republish(settings_url: str, run_id: str) -> None:
     """Publish NEW_DAY again (another run), as a rerun of the nightly job would."""
     import pyarrow as pa
 
-    from churn import scoredb
     from churn.db import make_engine
+    from churn.scores import scoredb
 
     engine = make_engine(settings_url)
     run = scoredb.ScoreRun(run_id=run_id, score_date=NEW_DAY, model_name="kkbox-churn", model_version=1)
@@ -190,8 +190,8 @@ def test_csv_export_holds_no_snapshot_and_never_mixes_runs(published: Published)
     the export then fails instead of continuing on the new run's rows; a whole export walks the day once."""
     import asyncio
 
-    from churn import scorereads
     from churn.db import make_async_engine
+    from churn.scores import scorereads
 
     async def scenario() -> tuple[list[str], list[str], bool]:
         engine = make_async_engine(published.settings.database_url, pool_size=2)

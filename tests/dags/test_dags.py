@@ -271,7 +271,7 @@ print("STATE", bag.get_dag("churn_weekly_drift").test(logical_date=monday).state
     out = run_python(code, env, timeout=900)
     assert out.count("STATE success") == 3, out[-4000:]
 
-    from churn import registry
+    from churn.model import registry
     from churn.settings import Settings
 
     settings = Settings(mlflow_tracking_uri=env["CHURN_MLFLOW_TRACKING_URI"])

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from churn.lake import Lake
-from churn.reports import ReportNotFoundError, read_report_file
+from churn.monitoring.reports import ReportNotFoundError, read_report_file
 from tests.conftest import free_port
 from tests.dags.test_dags import REPO, airflow_env
 

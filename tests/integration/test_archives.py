@@ -20,12 +20,12 @@ import py7zr
 import pyarrow as pa
 import pytest
 
-from churn import kkbox
-from churn.archives import STATE, ArchiveError, unpack_bronze
-from churn.ingest import IngestError, ingest
+from churn.data import kkbox
+from churn.data.archives import STATE, ArchiveError, unpack_bronze
+from churn.data.ingest import IngestError, ingest
+from churn.data.silver import read_silver
 from churn.lake import Lake
 from churn.settings import Settings
-from churn.silver import read_silver
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_dump
 
@@ -424,7 +424,7 @@ def test_only_csv_members_are_unpacked_and_mac_metadata_is_skipped(
         "readme.md": b"# KKBox\n",
     }
     packed.write_bytes("bronze/kkbox.zip", zip_of(members))
-    with caplog.at_level(logging.INFO, logger="churn.archives"):
+    with caplog.at_level(logging.INFO, logger="churn.data.archives"):
         report = unpack_bronze(packed)
     assert sorted(u.target for u in report.unpacked) == ["bronze/train.csv", "bronze/train_v2.csv"]
     assert packed.read_bytes("bronze/train.csv") == train
@@ -441,7 +441,7 @@ def test_an_archive_in_a_subfolder_puts_the_kaggle_files_where_the_ingest_reads_
     packed = Lake(str(tmp_path / "packed"))
     train = plain.read_bytes("bronze/train.csv")
     packed.write_bytes("bronze/downloads/k.zip", zip_of({"train.csv": train, "extra.csv": b"a,b\n1,2\n"}))
-    with caplog.at_level(logging.WARNING, logger="churn.archives"):
+    with caplog.at_level(logging.WARNING, logger="churn.data.archives"):
         report = unpack_bronze(packed)
     assert sorted(u.target for u in report.unpacked) == ["bronze/downloads/extra.csv", "bronze/train.csv"]
     assert packed.read_bytes("bronze/train.csv") == train
@@ -508,7 +508,7 @@ def test_members_with_paths_outside_the_archive_are_unpacked_by_base_name_and_lo
     train = plain.read_bytes("bronze/train.csv")
     members = {"../../train.csv": train, "/abs/train_v2.csv": plain.read_bytes("bronze/train_v2.csv")}
     packed.write_bytes("bronze/k.zip", zip_of(members))
-    with caplog.at_level(logging.WARNING, logger="churn.archives"):
+    with caplog.at_level(logging.WARNING, logger="churn.data.archives"):
         report = unpack_bronze(packed)
     assert sorted(u.target for u in report.unpacked) == ["bronze/train.csv", "bronze/train_v2.csv"]
     assert packed.read_bytes("bronze/train.csv") == train

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from churn.compute import run_tasks
-from churn.ingest import ingest
+from churn.data.ingest import ingest
+from churn.data.silver import read_silver
 from churn.lake import Lake
 from churn.settings import Settings
-from churn.silver import read_silver
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_dump
 

@@ -58,7 +58,7 @@ def test_dvc_repro_registers_a_model_tagged_with_the_locked_data_version(tmp_pat
     metrics = json.loads((work / "metrics" / "train.json").read_text())
     assert metrics["version"] == 1 and metrics["promoted"] is True and 0 < metrics["val_log_loss"] < 1
 
-    from churn import registry
+    from churn.model import registry
     from churn.settings import Settings
 
     settings = Settings(mlflow_tracking_uri=env["CHURN_MLFLOW_TRACKING_URI"])

@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.data.ingest import ingest
+from churn.data.silver import silver_first_day
 from churn.errors import ChurnError
-from churn.features import FEATURE_NAMES
-from churn.gold import build_gold_features, build_labels, read_features, read_labels
-from churn.ingest import ingest
+from churn.features.gold import build_gold_features, build_labels, read_features, read_labels
+from churn.features.spec import FEATURE_NAMES
 from churn.lake import Lake
-from churn.live import user_features
+from churn.scores.live import user_features
 from churn.settings import Settings
-from churn.silver import silver_first_day
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_daily, write_dump
 

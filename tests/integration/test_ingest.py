@@ -11,14 +11,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from churn import kkbox
-from churn.ingest import IngestError, ingest
+from churn.data import kkbox
+from churn.data.ingest import IngestError, ingest
+from churn.data.silver import read_silver, silver_parts
+from churn.data.userkey import bucket_of, decode_msno
 from churn.lake import Lake
 from churn.settings import Settings
-from churn.silver import read_silver, silver_parts
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_daily, write_dump
-from churn.userkey import bucket_of, decode_msno
 
 SMALL = get_profile("tiny", users=400, days=120)
 TX_HEADER = ",".join(kkbox.TRANSACTIONS.column_names)
@@ -282,7 +282,7 @@ def test_two_files_in_one_daily_folder_are_two_sources(tmp_path: Path) -> None:
 def test_a_failure_while_compacting_leaves_silver_as_it_was(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import churn.ingest as module
+    import churn.data.ingest as module
 
     settings = settings_for(lake)
     ingest(lake, settings, "first")

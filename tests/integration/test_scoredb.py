@@ -17,10 +17,10 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import Engine, text
 
-from churn import scoredb
 from churn.db import make_engine
 from churn.errors import ChurnError
 from churn.migrations import upgrade
+from churn.scores import scoredb
 
 DAY = dt.date(2017, 4, 1)
 

@@ -17,20 +17,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from churn import kkbox, registry
+from churn.data import kkbox
+from churn.data.ingest import ingest
+from churn.data.silver import read_silver
 from churn.db import make_engine
 from churn.errors import ChurnError
-from churn.features import SPEC
-from churn.gold import build_gold_features, build_labels, read_features, read_labels
-from churn.ingest import ingest
+from churn.features.gold import build_gold_features, build_labels, read_features, read_labels
+from churn.features.spec import SPEC
 from churn.lake import Lake
 from churn.migrations import upgrade
-from churn.params import Params
-from churn.scoring import score
+from churn.model import registry
+from churn.model.params import Params
+from churn.model.training import ShortHistoryError, train
+from churn.quality.validation import ValidationFailed, validate
+from churn.scores.scoring import score
 from churn.settings import Settings
-from churn.silver import read_silver
-from churn.training import ShortHistoryError, train
-from churn.validation import ValidationFailed, validate
 
 V2_SET = ("members_v3.csv", "transactions_v2.csv", "user_logs_v2.csv", "train_v2.csv")
 V1_SET = ("members_v3.csv", "transactions.csv", "user_logs.csv", "train.csv")
@@ -133,7 +134,7 @@ def v2_lake(tmp_path: Path) -> Lake:
 def test_the_v2_set_alone_ingests_and_names_what_is_missing(
     v2_lake: Lake, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="churn.ingest"):
+    with caplog.at_level(logging.WARNING, logger="churn.data.ingest"):
         report = ingest(v2_lake, settings_for(v2_lake), "v2")
     missing = ["bronze/transactions.csv", "bronze/user_logs.csv", "bronze/train.csv"]
     assert report.summary()["missing"] == missing
@@ -387,7 +388,7 @@ def test_a_lake_of_daily_drops_alone_is_not_a_partial_dump(
 
     lake = Lake(str(tmp_path / "lake"))
     write_daily(lake, get_profile("tiny", users=200, days=60), 3, dt.date(2017, 4, 1), dt.date(2017, 4, 2))
-    with caplog.at_level(logging.WARNING, logger="churn.ingest"):
+    with caplog.at_level(logging.WARNING, logger="churn.data.ingest"):
         report = ingest(lake, settings_for(lake), "drops")
     assert report.sources and report.summary()["missing"] == []
     assert not [r for r in caplog.records if "Kaggle files not in" in r.getMessage()]

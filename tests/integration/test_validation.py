@@ -10,16 +10,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from churn.contracts import features_schema
-from churn.features import FEATURE_NAMES
-from churn.gold import build_gold_features, features_prefix, read_features
-from churn.ingest import ingest
+from churn.data.ingest import ingest
+from churn.data.silver import read_silver
+from churn.features.gold import build_gold_features, features_prefix, features_schema, read_features
+from churn.features.spec import FEATURE_NAMES
 from churn.lake import Lake
+from churn.quality.validation import ValidationFailed, validate
 from churn.settings import Settings
-from churn.silver import read_silver
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_dump
-from churn.validation import ValidationFailed, validate
 
 AS_OF = dt.date(2017, 3, 31)
 
@@ -135,7 +134,7 @@ def test_features_contract_names_the_missing_or_mistyped_column(lake: Lake) -> N
 def bounded_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """From here on, every batch validation reads is recorded as (part, rows), at most 64 rows per read,
     and whole-table reads (Lake.read_parquet, which read_silver and read_features use) fail the test."""
-    import churn.streaming_checks as checks
+    import churn.quality.streaming_checks as checks
 
     seen: list[tuple[str, int]] = []
     original = checks.batches

@@ -15,18 +15,18 @@ from sklearn.metrics import log_loss, roc_auc_score
 from sqlalchemy import text
 
 from api.main import create_app
-from churn import registry
+from churn.data.ingest import ingest
 from churn.db import make_engine
-from churn.drift import LIVE_MIN_ROWS, load_reference
 from churn.errors import ChurnError
-from churn.gold import read_features, read_labels
-from churn.ingest import ingest
+from churn.features.gold import read_features, read_labels
 from churn.lake import Lake
 from churn.migrations import upgrade
-from churn.monitoring import MonitoringAlertError, check, report_prefix, weekly
-from churn.predlog import PREFIX as PREDICTION_LOG
-from churn.predlog import PredictionLog
-from churn.scoring import score
+from churn.model import registry
+from churn.monitoring.drift import LIVE_MIN_ROWS, load_reference
+from churn.monitoring.predlog import PREFIX as PREDICTION_LOG
+from churn.monitoring.predlog import PredictionLog
+from churn.monitoring.weekly import MonitoringAlertError, check, report_prefix, weekly
+from churn.scores.scoring import score
 from churn.settings import Settings
 from churn.synth.profiles import get_profile
 from churn.synth.writer import write_daily
@@ -188,8 +188,8 @@ def test_no_champion_or_no_scores_in_the_week_are_clear_errors(
     small_lake: Lake, champion_store: dict[str, str], pg_url: str, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    from churn.champion import ModelUnavailableError
-    from churn.drift import DriftError
+    from churn.model.champion import ModelUnavailableError
+    from churn.monitoring.drift import DriftError
 
     settings = _settings(small_lake, {**champion_store, "mlflow_tracking_uri": f"sqlite:///{tmp_path}/m.db",
                                       "mlflow_artifact_location": str(tmp_path / "a")}, pg_url)  # fmt: skip

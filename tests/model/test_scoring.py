@@ -12,19 +12,21 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import text
 
-from churn import kkbox, registry
-from churn.bands import risk_bands
-from churn.champion import load_champion
+from churn.data import kkbox
+from churn.data.ingest import ingest
+from churn.data.silver import read_silver
 from churn.db import make_engine
 from churn.errors import ChurnError
-from churn.gold import build_gold_features, features_prefix, read_features
-from churn.ingest import ingest
+from churn.features.gold import build_gold_features, features_prefix, read_features
+from churn.features.population import active_mask
 from churn.lake import Lake
 from churn.migrations import upgrade
-from churn.pipeline import churn_probability
-from churn.scoring import active_mask, score
+from churn.model import registry
+from churn.model.champion import load_champion
+from churn.model.pipeline import churn_probability
+from churn.scores.bands import risk_bands
+from churn.scores.scoring import score
 from churn.settings import Settings
-from churn.silver import read_silver
 
 DAY = dt.date(2017, 3, 31)
 
@@ -186,7 +188,7 @@ def test_champion_of_another_feature_spec_is_refused(small_lake: Lake, settings:
         with pytest.raises(ChurnError, match="trained on feature spec 0123456789abcdef"):
             score(small_lake, settings, DAY, "score-test-spec")
     finally:
-        from churn.features import SPEC_HASH
+        from churn.features.spec import SPEC_HASH
 
         client.set_model_version_tag(settings.model_name, version, "feature_spec_hash", SPEC_HASH)
 

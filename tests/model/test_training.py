@@ -14,15 +14,15 @@ import mlflow.artifacts
 import numpy as np
 import pytest
 
-from churn import registry
+from churn.data.silver import silver_version
 from churn.errors import ChurnError
-from churn.features import FEATURE_NAMES, SPEC_HASH
+from churn.features.spec import FEATURE_NAMES, SPEC_HASH
 from churn.lake import Lake
-from churn.params import Params
-from churn.pipeline import FeatureFrameError, churn_probability
+from churn.model import registry
+from churn.model.params import Params
+from churn.model.pipeline import FeatureFrameError, churn_probability
+from churn.model.training import TrainResult, labelled_frame, lineage_tags, train
 from churn.settings import Settings
-from churn.silver import silver_version
-from churn.training import TrainResult, labelled_frame, lineage_tags, train
 
 COHORT = "2017-03"
 METRICS = ("val_log_loss", "val_roc_auc", "val_pr_auc", "val_brier", "val_ece", "val_lift_top_decile",

@@ -110,8 +110,8 @@ def test_features_outside_silver_are_refused_and_write_no_gold(
 
 # Modules the command line may import besides `churn.steps`: platform pieces, and the modules of the
 # commands that are not pipeline steps (synth, model, db).
-NOT_PIPELINE = {"churn.errors", "churn.logs", "churn.settings", "churn.lake", "churn.registry", "churn.db",
-                "churn.migrations", "churn.localpg"}  # fmt: skip
+NOT_PIPELINE = {"churn.errors", "churn.logs", "churn.settings", "churn.lake", "churn.model.registry",
+                "churn.db", "churn.migrations", "churn.localpg"}  # fmt: skip
 
 
 def churn_imports(path: Path) -> set[str]:
@@ -137,15 +137,18 @@ def test_the_cli_reaches_the_pipeline_only_through_steps() -> None:
 
 def test_the_import_check_sees_a_pipeline_import_inside_a_function(tmp_path: Path) -> None:
     source = tmp_path / "cli.py"
-    source.write_text("def f():\n    from churn.gold import parse_date\n    from churn import steps\n")
-    assert churn_imports(source) == {"churn.gold", "churn.steps"}
+    source.write_text(
+        "def f():\n    from churn.features.gold import parse_date\n    from churn import steps\n"
+    )
+    assert churn_imports(source) == {"churn.features.gold", "churn.steps"}
 
 
 def test_the_api_serves_without_the_batch_stack() -> None:
     """The API reads Silver through its read side only: importing it loads no Dask, no writer, no batch
     step (a lookup must not pay for them, nor break when they change)."""
-    batch = ["dask", "evidently", "great_expectations", "churn.compute", "churn.ingest", "churn.gold",
-             "churn.scoring", "churn.training", "churn.validation"]  # fmt: skip
+    batch = ["dask", "evidently", "great_expectations", "churn.compute", "churn.data.ingest",
+             "churn.features.gold", "churn.scores.scoring", "churn.model.training",
+             "churn.quality.validation"]  # fmt: skip
     code = f"import sys, api.main; print([m for m in {batch!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from churn.evaluation import classification_metrics, expected_calibration_error, lift_top_decile
+from churn.model.evaluation import classification_metrics, expected_calibration_error, lift_top_decile
 
 
 def test_ece_is_zero_when_each_bin_matches_its_rate() -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from churn.features import FEATURE_NAMES, SPEC, SPEC_HASH, WINDOWS, build_features
-from churn.kkbox import MEMBERS, TRANSACTIONS, USER_LOGS, USERS
+from churn.data.kkbox import MEMBERS, TRANSACTIONS, USER_LOGS, USERS
+from churn.features.spec import FEATURE_NAMES, SPEC, SPEC_HASH, WINDOWS, build_features
 
 AS_OF = dt.date(2017, 3, 31)
 

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 
 from churn.errors import ChurnError
-from churn.features import FEATURE_NAMES
-from churn.gold import features_prefix
-from churn.labels import snapshot_date
+from churn.features.gold import features_prefix
+from churn.features.labels import snapshot_date
+from churn.features.spec import FEATURE_NAMES
 from churn.lake import Lake
-from churn.training import labelled_frame
+from churn.model.training import labelled_frame
 
 COHORT = "2017-03"
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from churn.errors import ChurnError
-from churn.labels import label_cohort, parse_cohort
+from churn.features.labels import label_cohort, parse_cohort
 
 EPOCH = dt.date(1970, 1, 1)
 

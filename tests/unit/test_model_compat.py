@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churn.pipeline import churn_probability
+from churn.model.pipeline import churn_probability
 
 MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "model-before-layout"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from churn.db import make_async_engine
-from churn.scorereads import NewestDate
+from churn.scores.scorereads import NewestDate
 
 
 def test_the_newest_date_is_reread_only_after_the_ttl(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from churn.errors import ChurnError
-from churn.params import load_params, with_overrides
+from churn.model.params import load_params, with_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 

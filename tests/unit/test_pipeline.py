@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from churn.errors import ChurnError
-from churn.features import FEATURE_NAMES
-from churn.params import Params
-from churn.pipeline import (
+from churn.features.spec import FEATURE_NAMES
+from churn.model.params import Params
+from churn.model.pipeline import (
     DERIVED,
     FeatureFrame,
     FeatureFrameError,

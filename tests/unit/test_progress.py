@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import pytest
 
 from churn.compute import run_tasks
-from churn.logs import Progress, progress, tracked
+from churn.logs import Progress, progress
 from churn.settings import Settings
 
 
@@ -79,7 +79,7 @@ def test_the_example_line_of_the_issue() -> None:
 
 def test_close_logs_one_final_line_with_units_seconds_and_rate(lines: Callable[[], list[str]]) -> None:
     clock = Clock()
-    with tracked("features as of 2017-03-31", 8, "buckets", clock=clock, terminal=False) as counter:
+    with Progress("features as of 2017-03-31", 8, "buckets", clock=clock, terminal=False) as counter:
         for _ in range(8):
             clock.now += 2.5
             counter.advance(rows=1_000)
@@ -93,7 +93,7 @@ def test_an_error_ends_the_work_with_a_line_saying_so(lines: Callable[[], list[s
     clock = Clock()
     with (
         pytest.raises(RuntimeError, match="disk full"),
-        tracked("score 2017-03-31", None, clock=clock, terminal=False) as counter,
+        Progress("score 2017-03-31", None, clock=clock, terminal=False) as counter,
     ):
         clock.now = 4.0
         counter.advance(1_000)
@@ -125,7 +125,7 @@ def test_on_a_terminal_a_bar_replaces_the_interval_lines(
     lines: Callable[[], list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     clock = Clock()
-    with tracked("train candidates", 3, "candidates", interval_seconds=0, clock=clock, terminal=True) as bar:
+    with Progress("train candidates", 3, "candidates", interval_seconds=0, clock=clock, terminal=True) as bar:
         for _ in range(3):
             clock.now += 10
             bar.advance()

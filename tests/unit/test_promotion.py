@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from churn.registry import decide_promotion
+from churn.model.registry import decide_promotion
 
 
 def test_first_model_is_promoted() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from churn import registry
+from churn.model import registry
 from churn.settings import Settings
 
 

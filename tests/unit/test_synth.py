@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from churn import kkbox
-from churn.labels import label_cohort
+from churn.data import kkbox
+from churn.features.labels import label_cohort
 from churn.lake import Lake
 from churn.synth.profiles import get_profile
 from churn.synth.writer import _chunk_tx_table, chunk_count, simulate_chunk, write_daily, write_dump

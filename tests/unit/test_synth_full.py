@@ -13,8 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from churn import kkbox
-from churn.labels import label_cohort
+from churn.data import kkbox
+from churn.features.labels import label_cohort
 from churn.lake import Lake
 from churn.synth.profiles import PROFILES, get_profile
 from churn.synth.realism import format_report, report_from_frames
