@@ -157,7 +157,7 @@ airflow: $(STAMP)  ## Start Airflow standalone with the project's DAGs and plugi
 	@echo "Airflow home $(AIRFLOW_HOME); login: admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
 	AIRFLOW__API__PORT=$(AIRFLOW_PORT) $(BIN)/airflow standalone
 
-bench: $(STAMP)  ## Run the benchmarks in bench/ (ratios against references, see bench/README.md)
+bench: $(STAMP)  ## Run the benchmarks in bench/ (ratios against references; each module's docstring says what it measures)
 	$(BIN)/python -m bench
 
 bench-full: $(STAMP)  ## Every stage at the real size, timed (BENCH_FULL_ARGS="--users 200000": quick variant)
