@@ -8,8 +8,9 @@ more than one bucket's rows. Outputs are keyed by msno (with the internal user_i
     gold/features/as_of=YYYY-MM-DD/part-NNN.parquet  msno, user_id, one column per feature of SPEC
     .../_manifest.json                               rows, spec hash, the Silver state read, timings
 
-Re-running replaces the same parts (idempotent). The live path (`user_features`) reads one user's rows
-from the same Silver bucket and calls the same `build_features`.
+Re-running replaces the same parts (idempotent). The live path (`churn.scores.live.user_features`) reads
+one user's rows of the same Silver bucket through the same `features.inputs.feature_inputs` and calls
+the same `build_features`.
 """
 
 from __future__ import annotations
