@@ -21,6 +21,9 @@ export AIRFLOW__CORE__DAGS_FOLDER ?= $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER ?= $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
 export AIRFLOW__CORE__PARALLELISM ?= 4
+# make airflow: the scheduler may run only the days the embedded lake holds (unpausing never runs today's
+# interval); CHURN_SCHEDULE_END set empty opens the window, or set it to another lake's last day.
+DEMO_LAST_DAY := $(lastword $(subst :, ,$(DEMO_DAYS)))
 
 # The scores database of the embedded mode: the caller's CHURN_DATABASE_URL, else a project-local
 # PostgreSQL cluster (SQLite with a notice where no PostgreSQL binaries exist). Expanded only by recipes.
@@ -40,7 +43,7 @@ $(BIN)/airflow dags test $(1) $(2) $(wordlist 2,99,$(3)) >$(LOCAL)/demo-$(firstw
   || { echo "   $(1) failed; see $(LOCAL)/demo-$(firstword $(3)).log"; tail -30 $(LOCAL)/demo-$(firstword $(3)).log; exit 1; }
 endef
 
-.PHONY: help setup lock lint format test demo api api-start api-stop mlflow-ui airflow bench bench-full clean distclean
+.PHONY: help setup lock lint format test demo api api-start api-stop mlflow-ui airflow airflow-stop bench bench-full clean distclean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -152,10 +155,14 @@ api-stop:  ## Stop the API that make demo left running (waits until its port is 
 mlflow-ui: $(STAMP)  ## Browse the local MLflow store (runs, plots, registered models) on port 5000
 	$(BIN)/mlflow ui --backend-store-uri $${CHURN_MLFLOW_TRACKING_URI:-sqlite:///$(LOCAL)/mlflow/mlflow.db} --port 5000
 
-airflow: $(STAMP)  ## Start Airflow standalone with the project's DAGs and plugin (SQLite metadata)
+airflow: $(STAMP)  ## Start Airflow's components (LocalExecutor, metadata in the local PostgreSQL); print URL and login
 	@mkdir -p $(AIRFLOW_HOME)
-	@echo "Airflow home $(AIRFLOW_HOME); login: admin, password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
-	AIRFLOW__API__PORT=$(AIRFLOW_PORT) $(BIN)/airflow standalone
+	@url="$(DB_URL)"; CHURN_DATABASE_URL="$$url" CHURN_SCHEDULE_END="$${CHURN_SCHEDULE_END-$(DEMO_LAST_DAY)}" \
+	  $(BIN)/churn airflow local-start --home $(AIRFLOW_HOME) --port $(AIRFLOW_PORT)
+	@echo "   stop with make airflow-stop; logs in $(AIRFLOW_HOME)/logs"
+
+airflow-stop:  ## Stop every local Airflow component (SIGTERM, SIGKILL after 30 s)
+	@test ! -x $(BIN)/churn || $(BIN)/churn airflow local-stop --home $(AIRFLOW_HOME)
 
 bench: $(STAMP)  ## Run the benchmarks in bench/ (ratios against references; each module's docstring says what it measures)
 	$(BIN)/python -m bench
@@ -165,6 +172,7 @@ bench-full: $(STAMP)  ## Every stage at the real size, timed (BENCH_FULL_ARGS="-
 
 clean:  ## Remove generated data, local services' state and caches (keeps .venv)
 	@$(MAKE) --no-print-directory api-stop
+	@$(MAKE) --no-print-directory airflow-stop >/dev/null 2>&1 || true
 	@test ! -x $(BIN)/churn || $(BIN)/churn db local-stop >/dev/null 2>&1 || true
 	rm -rf $(LOCAL) data bench/data bench/results .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

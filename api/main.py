@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import logging
 import socket
@@ -146,6 +147,8 @@ def create_app() -> FastAPI:
         description="Nightly churn probabilities per user, and live predictions with the same model.",
         lifespan=lifespan,
     )
+    # the date freshness readings are taken on (readiness, /metrics); tests replace it
+    app.state.today = lambda: dt.datetime.now(dt.UTC).date()
     app.include_router(health.router)
     app.include_router(scores.router)
     app.include_router(predict.router)

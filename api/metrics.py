@@ -21,6 +21,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 REQUESTS = Counter("churn_api_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -36,13 +37,47 @@ MODEL_VERSION = Gauge(
 )
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text: every worker's samples in multiprocess mode, else this process's."""
+class DatabaseGauges:
+    """Gauges read from the database at each scrape (one worker answers a scrape; a value kept in the
+    multiprocess files would be whatever that worker saw last): the age of the newest published scores
+    and the newest week's drift share. Absent when the database does not answer (the `up`-style alert on
+    the scrape covers that)."""
+
+    def __init__(self, scores_age_days: int | None, drift_share: float | None) -> None:
+        self.scores_age_days = scores_age_days
+        self.drift_share = drift_share
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        families = []
+        if self.scores_age_days is not None:
+            age = GaugeMetricFamily(
+                "churn_scores_age_days", "Days since the newest published score date (1 on a healthy morning)"
+            )
+            age.add_metric([], self.scores_age_days)
+            families.append(age)
+        if self.drift_share is not None:
+            drift = GaugeMetricFamily(
+                "churn_drift_share", "Share of drifted features in the newest weekly report"
+            )
+            drift.add_metric([], self.drift_share)
+            families.append(drift)
+        return families
+
+
+def render(gauges: DatabaseGauges | None = None) -> tuple[bytes, str]:
+    """The exposition text: every worker's samples in multiprocess mode, else this process's, then the
+    database gauges of this scrape."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    if gauges is not None:
+        extra = CollectorRegistry(auto_describe=False)
+        extra.register(gauges)  # a custom collector (collect() only)
+        body += generate_latest(extra)
+    return body, CONTENT_TYPE_LATEST
 
 
 class MetricsMiddleware:

@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     risk_band_thresholds: Annotated[list[float], NoDecode] = Field(default_factory=lambda: [0.3, 0.6])
     active_grace_days: int = Field(default=30, ge=0, le=3650)
     score_retention_days: int = Field(default=90, ge=1, le=36500)
+    scores_max_age_days: int = Field(default=2, ge=1, le=3650)
     prediction_log_retention_days: int = Field(default=90, ge=1, le=36500)
     promotion_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
     drift_share_threshold: float = Field(default=0.3, ge=0.0, le=1.0)

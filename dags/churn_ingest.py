@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from churn.orchestration import DAG_DEFAULTS, DAY, retries
+from churn.orchestration import DAY, retries, scheduled
 
 SILVER = Asset(name="churn_silver", uri="churn://lake/silver")
 IO_RETRIES = retries()
@@ -19,7 +19,7 @@ IO_RETRIES = retries()
 @dag(
     dag_id="churn_ingest",
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
-    **DAG_DEFAULTS,
+    **scheduled(),
     tags=["churn"],
     doc_md=__doc__,
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from churn.orchestration import DAG_DEFAULTS, DAY, retries
+from churn.orchestration import DAY, retries, scheduled
 
 SCORES = Asset(name="churn_scores", uri="churn://db/churn_scores")
 IO_RETRIES = retries()
@@ -24,7 +24,7 @@ IO_RETRIES = retries()
 @dag(
     dag_id="churn_nightly_scoring",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    **DAG_DEFAULTS,
+    **scheduled(),
     tags=["churn"],
     doc_md=__doc__,
 )

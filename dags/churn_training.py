@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, Param, dag, task
 
-from churn.orchestration import DAG_DEFAULTS, retries
+from churn.orchestration import manual, retries
 
 MODEL = Asset(name="churn_champion", uri="churn://registry/kkbox-churn")
 IO_RETRIES = retries(2)
@@ -20,7 +20,7 @@ IO_RETRIES = retries(2)
 @dag(
     dag_id="churn_training",
     schedule=None,
-    **DAG_DEFAULTS,
+    **manual(),
     tags=["churn"],
     doc_md=__doc__,
     params={

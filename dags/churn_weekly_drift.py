@@ -13,7 +13,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from churn.orchestration import DAG_DEFAULTS, DAY, retries
+from churn.orchestration import DAY, retries, scheduled
 
 DRIFT = Asset(name="churn_drift_report", uri="churn://lake/reports/drift")
 # retries also wait for a late night: the report refuses a week whose Sunday is not published yet
@@ -23,7 +23,7 @@ IO_RETRIES = retries(4, minutes=10)
 @dag(
     dag_id="churn_weekly_drift",
     schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
-    **DAG_DEFAULTS,
+    **scheduled(interval_days=7),
     tags=["churn", "monitoring"],
     doc_md=__doc__,
 )

@@ -67,6 +67,38 @@ async def newest_published_date(connection: AsyncConnection) -> dt.date | None:
     return None if value is None else dt.date.fromisoformat(str(value))
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """How old the newest published scores are, for alerting (never to choose what is served).
+
+    A night's run publishes day D after D ends (02:00 UTC), so on day T the newest date is T-1, or T-2
+    before that run finishes: `max_age_days` (CHURN_SCORES_MAX_AGE_DAYS, 2) is the age a healthy schedule
+    never passes; older means a night was not published.
+    """
+
+    newest: dt.date | None
+    age_days: int | None
+    max_age_days: int
+
+    @property
+    def stale(self) -> bool:
+        """No scores at all, or older than the limit."""
+        return self.age_days is None or self.age_days > self.max_age_days
+
+    def describe(self) -> str:
+        """The readiness detail: `ok: 2017-04-03, 1 day old` or `stale: ... (limit 2)`."""
+        if self.newest is None:
+            return "stale: none published"
+        age = f"{self.newest.isoformat()}, {self.age_days} day{'s' if self.age_days != 1 else ''} old"
+        return f"stale: {age} (limit {self.max_age_days})" if self.stale else f"ok: {age}"
+
+
+def freshness(newest: dt.date | None, today: dt.date, max_age_days: int) -> Freshness:
+    """The freshness of scores whose newest published date is `newest`, seen on `today` (the caller's clock:
+    an operational reading)."""
+    return Freshness(newest, None if newest is None else (today - newest).days, max_age_days)
+
+
 class NewestDate:
     """The newest published date as one API worker knows it, re-read at most every `ttl_seconds`.
 

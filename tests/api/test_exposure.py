@@ -15,6 +15,7 @@ from api.main import create_app
 from churn.db import redact
 from churn.lake import Lake
 from tests.api.conftest import Published, path_of
+from tests.api.test_metrics import value
 from tests.conftest import LiveServer, free_port
 
 
@@ -61,6 +62,8 @@ def test_drift_report_uri_is_relative_to_the_lake(published: Published, small_la
     engine.dispose()
     with LiveServer(create_app()) as server:
         drift = httpx.get(f"{server.url}/monitoring/drift/latest")
+        metrics = httpx.get(f"{server.url}/metrics").text
+    assert value(metrics, "churn_drift_share") == 0.1  # what the drift alert rule reads
     assert drift.status_code == 200
     assert drift.json()["report_uri"] == relative
     assert small_lake.root not in drift.text

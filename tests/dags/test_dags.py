@@ -292,3 +292,92 @@ print("STATE", bag.get_dag("churn_weekly_drift").test(logical_date=monday).state
     assert drift.report_uri == f"s3://{s3_bucket}/{key}"
     head = boto3.client("s3", endpoint_url=s3_endpoint).head_object(Bucket=s3_bucket, Key=key)
     assert 0 < head["ContentLength"] < 10 * 1024 * 1024
+
+
+WINDOW = """
+import datetime as dt, json
+from airflow.dag_processing.dagbag import DagBag
+from airflow.timetables.base import DataInterval, TimeRestriction
+bag = DagBag(dag_folder={dags!r})
+out = {{"errors": {{k: v[-500:] for k, v in bag.import_errors.items()}}}}
+def covered(info):  # the day a run covers (the DAGs' DAY: the day before the interval's end)
+    return None if info is None else str((info.data_interval.end - dt.timedelta(days=1)).date())
+for dag in bag.dags.values():
+    if dag.dag_id == "churn_training":
+        continue
+    tt = dag.timetable
+    unpaused = tt.next_dagrun_info(last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=dag.end_date, catchup=dag.catchup))
+    # a backfill from the window's start, run after run, until the scheduler stops
+    days, last = [], None
+    while len(days) < 400:
+        info = tt.next_dagrun_info(last_automated_data_interval=last,
+            restriction=TimeRestriction(earliest=dag.start_date, latest=dag.end_date, catchup=True))
+        if info is None:
+            break
+        days.append(covered(info))
+        last = info.data_interval
+    out[dag.dag_id] = {{"unpaused": covered(unpaused), "first": days[0] if days else None,
+                       "last": days[-1] if days else None, "runs": len(days),
+                       "retries": sorted({{t.retries for t in dag.tasks}}),
+                       "delays": sorted({{t.retry_delay.total_seconds() for t in dag.tasks}}),
+                       "callbacks": sorted({{getattr(c, "__name__", "?") for t in dag.tasks
+                                            for c in (t.on_failure_callback or [])}})}}
+print(json.dumps(out))
+"""
+
+
+def load_window(tmp_path: Path, extra: dict[str, str]) -> dict:
+    env = airflow_env(tmp_path, extra)
+    return json.loads(run_python(WINDOW.format(dags=str(DAGS)), env).strip().splitlines()[-1])
+
+
+def test_unpausing_on_a_lake_that_ends_in_2017_runs_nothing_for_today(tmp_path: Path) -> None:
+    """With the schedule window bounded to the data (CHURN_SCHEDULE_START/END), unpausing creates no run
+    for today's interval (catchup off), and a backfill runs exactly the window's days, the last one
+    included; the first scheduled run of each DAG covers a day inside the window."""
+    out = load_window(tmp_path, {"CHURN_SCHEDULE_START": "2017-03-27", "CHURN_SCHEDULE_END": "2017-04-03"})
+    assert out.pop("errors") == {}
+    assert out["churn_nightly_scoring"]["unpaused"] is None
+    assert out["churn_ingest"]["unpaused"] is None
+    assert out["churn_weekly_drift"]["unpaused"] is None
+    for dag_id in ("churn_nightly_scoring", "churn_ingest"):
+        assert (out[dag_id]["first"], out[dag_id]["last"], out[dag_id]["runs"]) == (
+            "2017-03-27",
+            "2017-04-03",
+            8,
+        )
+    # weekly: the week ending Sunday 2017-04-02 is the last inside the window
+    assert (out["churn_weekly_drift"]["first"], out["churn_weekly_drift"]["last"]) == (
+        "2017-04-02",
+        "2017-04-02",
+    )
+
+
+def test_without_a_window_unpausing_runs_the_latest_interval(tmp_path: Path) -> None:
+    """Production leaves the window open: the scheduler runs the newest complete interval (the check above
+    is not vacuous)."""
+    out = load_window(tmp_path, {})
+    assert out.pop("errors") == {}
+    latest = out["churn_nightly_scoring"]["unpaused"]
+    assert latest is not None and latest > "2025-01-01"
+
+
+def test_retries_and_the_failure_alert_come_from_configuration(tmp_path: Path) -> None:
+    default = load_window(tmp_path / "default", {})
+    assert default["churn_nightly_scoring"]["retries"] == [0, 3]  # checks fail at once, I/O retries
+    assert default["churn_weekly_drift"]["delays"] == [300.0, 600.0]
+    overridden = load_window(
+        tmp_path / "fast", {"CHURN_TASK_RETRIES": "0", "CHURN_TASK_RETRY_DELAY_SECONDS": "1"}
+    )
+    for dag_id in ("churn_nightly_scoring", "churn_ingest", "churn_weekly_drift"):
+        assert overridden[dag_id]["retries"] == [0]
+        assert overridden[dag_id]["callbacks"] == ["alert_on_failure"]
+
+
+def test_a_malformed_schedule_setting_is_an_import_error_naming_it(tmp_path: Path) -> None:
+    out = load_window(tmp_path, {"CHURN_SCHEDULE_END": "April 3rd"})
+    assert len(out["errors"]) == 4
+    assert all(
+        "CHURN_SCHEDULE_END: expected a date YYYY-MM-DD, got 'April 3rd'" in e for e in out["errors"].values()
+    )
