@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +80,13 @@ def metadata_url(scores_url: str, home: Path, database: str = "airflow") -> str:
     return target.render_as_string(hide_password=False)
 
 
-def _secret(home: Path, name: str, make: object) -> str:
+def _secret(home: Path, name: str, make: Callable[[], str]) -> str:
     """A secret generated once into `home/.secrets/<name>` (mode 0600) and reused after."""
     path = home / ".secrets" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.touch(mode=0o600)
-        path.write_text(make() if callable(make) else str(make))
+        path.write_text(make())
     return path.read_text().strip()
 
 
@@ -131,14 +132,19 @@ def _pid_file(home: Path, component: str) -> Path:
     return home / "run" / f"{component}.pid"
 
 
-def _alive(pid: int) -> bool:
+def _reaches(probe: Callable[[], None]) -> bool:
+    """Whether a signal-0 probe finds its process (one we may not signal still exists)."""
     try:
-        os.kill(pid, 0)
+        probe()
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _alive(pid: int) -> bool:
+    return _reaches(lambda: os.kill(pid, 0))
 
 
 def running(home: Path) -> dict[str, int]:
@@ -268,20 +274,10 @@ def stop(home: Path, grace: float = 30.0) -> dict[str, str]:
 
 def _group_alive(pgid: int) -> bool:
     """Whether any process of the group is alive (a leader's exit leaves its task processes behind)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+    if not _reaches(lambda: os.killpg(pgid, 0)):
         return False
-    except PermissionError:
-        return True
-    # zombies of our own children count as gone: reap them
-    try:
+    # zombies of our own children count as gone: reap them, then look again
+    with contextlib.suppress(ChildProcessError):
         while os.waitpid(-pgid, os.WNOHANG)[0]:
             pass
-    except ChildProcessError:
-        pass
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return _reaches(lambda: os.killpg(pgid, 0))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.deps import ChampionDep, EngineDep, SettingsDep
 from api.metrics import DatabaseGauges, render
@@ -58,8 +58,9 @@ async def readyz(
     database, scores = "ok", "unknown: database unavailable"
     try:
         await check_async_connection(engine)
-        scores = (await _scores_freshness(engine, request, settings.scores_max_age_days)).describe()
-    except DatabaseUnavailableError as error:
+        async with engine.connect() as connection:
+            scores = (await _scores_freshness(connection, request, settings.scores_max_age_days)).describe()
+    except (DatabaseUnavailableError, DBAPIError, OSError) as error:
         log.warning("readiness: %s", error)
         database = "unavailable"
     model = holder.status()
@@ -70,15 +71,10 @@ async def readyz(
     return Readiness(status="ok", database=database, model=model, auth=auth, scores=scores)
 
 
-async def _scores_freshness(engine: AsyncEngine, request: Request, max_age_days: int) -> Freshness:
+async def _scores_freshness(connection: AsyncConnection, request: Request, max_age_days: int) -> Freshness:
     """The newest published date's age on the app's `today` (the wall clock's UTC date; tests set their
     own): an operational reading for alerts, never a choice of what is served."""
-    try:
-        async with engine.connect() as connection:
-            newest = await newest_published_date(connection)
-    except (DBAPIError, OSError) as error:
-        raise DatabaseUnavailableError(f"reading the newest published date: {error}") from error
-    return freshness(newest, request.app.state.today(), max_age_days)
+    return freshness(await newest_published_date(connection), request.app.state.today(), max_age_days)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
@@ -88,8 +84,8 @@ async def metrics(engine: EngineDep, request: Request, settings: SettingsDep) ->
     it does not answer; the scrape still succeeds)."""
     gauges = None
     try:
-        fresh = await _scores_freshness(engine, request, settings.scores_max_age_days)
-        async with engine.connect() as connection:
+        async with engine.connect() as connection:  # one connection for both readings
+            fresh = await _scores_freshness(connection, request, settings.scores_max_age_days)
             drift = await latest_drift(connection)
         gauges = DatabaseGauges(fresh.age_days, None if drift is None else float(drift["drift_share"]))
     except (DatabaseUnavailableError, DBAPIError, OSError) as error:
