@@ -12,6 +12,7 @@ STAMP := $(VENV)/.installed
 LOCAL := .local
 API_PORT ?= 8000
 DEMO_SEED ?= 7
+DEMO_PROFILE ?= demo
 DEMO_DAYS ?= 2017-04-01:2017-04-03
 DEMO_WEEK_ENDING ?= 2017-04-02
 AIRFLOW_PORT ?= 8080
@@ -34,13 +35,10 @@ API_KEY_FILE := $(LOCAL)/api-key
 API_KEYS = $${CHURN_API_KEYS:-$$(mkdir -p $(LOCAL); test -s $(API_KEY_FILE) || (umask 077; \
   $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(32))" > $(API_KEY_FILE)); cat $(API_KEY_FILE))}
 
-# $(call dag_test,DAG_ID,LOGICAL_DATE,LOG_NAME [extra args]): one `airflow dags test` run, its log in
-# .local/demo-<name>.log, failing the recipe (with the log's tail) when the run does not succeed.
-define dag_test
-$(BIN)/airflow dags test $(1) $(2) $(wordlist 2,99,$(3)) >$(LOCAL)/demo-$(firstword $(3)).log 2>&1 \
-  && grep -q "state=success" $(LOCAL)/demo-$(firstword $(3)).log \
-  && echo "   $(1): success" \
-  || { echo "   $(1) failed; see $(LOCAL)/demo-$(firstword $(3)).log"; tail -30 $(LOCAL)/demo-$(firstword $(3)).log; exit 1; }
+# $(call dag_run,DAG_ID,ARGS): one run of the DAG through the real scheduler (unpaused, triggered through the
+# REST API as the UI's trigger does, waited for); a failed run prints its failed tasks' logs and fails the recipe.
+define dag_run
+$(BIN)/churn airflow run $(1) $(2) --port $(AIRFLOW_PORT)
 endef
 
 .PHONY: help setup lock lint format test demo api api-start api-stop mlflow-ui airflow airflow-stop bench bench-full clean distclean
@@ -67,7 +65,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	 fi
 	@touch $@
 
-setup: $(STAMP)  ## Create .venv and install the pinned dependencies (only when needed)
+# The browser files the Data Docs pages load from CDNs, pinned in web/package-lock.json (npm registry): served
+# by the Airflow plugin so the pages render offline. Without npm the pages keep their CDN links.
+WEB_STAMP := web/node_modules/.installed
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@if command -v npm >/dev/null; then echo "installing web/ assets with npm ci"; \
+	   (cd web && npm ci --silent) && touch $@; \
+	 else echo "npm not found: Data Docs pages will load their CDN files (install Node.js for offline pages)"; fi
+
+setup: $(STAMP) $(WEB_STAMP)  ## Create .venv, install the pinned Python dependencies and web assets (only when needed)
 
 lock: $(STAMP)  ## Regenerate requirements.txt from requirements.in (uv from the venv's lock)
 	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11
@@ -81,41 +87,55 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP)  ## Run the test suite (PostgreSQL tests use CHURN_TEST_DATABASE_URL, default 127.0.0.1:5432/test)
-	$(BIN)/pytest
+# The browser suite (tests/browser: `make demo` through the real scheduler, then headless chromium) mostly
+# waits on Airflow, so it runs beside the rest of the suite; its output follows the main suite's.
+BROWSER_LOG := test-artifacts/browser/pytest.log
+test: $(STAMP) $(WEB_STAMP)  ## Run the test suite (PostgreSQL tests use CHURN_TEST_DATABASE_URL, default 127.0.0.1:5432/test)
+	@mkdir -p $(dir $(BROWSER_LOG))
+	@$(BIN)/pytest -p no:cacheprovider tests/browser >$(BROWSER_LOG) 2>&1 & browser=$$!; \
+	 status=0; $(BIN)/pytest --ignore=tests/browser || status=$$?; \
+	 wait $$browser || status=$$?; \
+	 echo "== browser suite (tests/browser; screenshots in $(dir $(BROWSER_LOG)))"; cat $(BROWSER_LOG); \
+	 exit $$status
 
-demo: $(STAMP)  ## Run the whole job on embedded defaults, through Airflow, and leave the API answering
+demo: $(STAMP) $(WEB_STAMP)  ## Run the whole job on embedded defaults through Airflow's scheduler; leave Airflow and the API up
 	@mkdir -p $(LOCAL) $(AIRFLOW_HOME)
 	@url="$(DB_URL)"; export CHURN_DATABASE_URL="$$url"; \
+	 export CHURN_SCHEDULE_END="$${CHURN_SCHEDULE_END-$(DEMO_LAST_DAY)}"; \
+	 export CHURN_TASK_RETRIES="$${CHURN_TASK_RETRIES-1}" CHURN_TASK_RETRY_DELAY_SECONDS="$${CHURN_TASK_RETRY_DELAY_SECONDS-10}"; \
 	 echo "== scores database: $$url"; \
 	 $(BIN)/churn db upgrade; \
-	 echo "== Airflow metadata in $(AIRFLOW_HOME) (SQLite); DAG runs log to $(LOCAL)/demo-*.log"; \
-	 $(BIN)/airflow db migrate >$(LOCAL)/demo-airflow-db.log 2>&1; \
-	 echo "== generate the Kaggle-format history dump (demo profile, up to 2017-03-31)"; \
-	 $(BIN)/churn synth --profile demo --seed $(DEMO_SEED); \
-	 echo "== Airflow churn_ingest for 2017-03-31: dump -> Silver, validated"; \
-	 $(call dag_test,churn_ingest,2017-04-01T01:00:00+00:00,ingest-2017-03-31); \
-	 echo "== Airflow churn_training: train on 2016-09..2017-02, validate on 2017-03, register (MLflow in .local/mlflow)"; \
-	 $(call dag_test,churn_training,,training -c '{"cohort": "2017-03"}'); \
+	 echo "== generate the Kaggle-format history dump ($(DEMO_PROFILE) profile, up to 2017-03-31)"; \
+	 $(BIN)/churn synth --profile $(DEMO_PROFILE) --seed $(DEMO_SEED); \
+	 echo "== Airflow: api-server, scheduler, dag-processor, triggerer (LocalExecutor; runs up to $$CHURN_SCHEDULE_END)"; \
+	 $(BIN)/churn airflow local-stop --home $(AIRFLOW_HOME) --grace 15 >/dev/null; \
+	 $(BIN)/churn airflow local-start --home $(AIRFLOW_HOME) --port $(AIRFLOW_PORT); \
+	 echo "== churn_ingest for 2017-03-31: dump -> Silver, validated"; \
+	 $(call dag_run,churn_ingest,--day 2017-03-31); \
+	 echo "== churn_training: train on 2016-09..2017-02, validate on 2017-03, register (MLflow in .local/mlflow)"; \
+	 $(call dag_run,churn_training,--conf '{"cohort": "2017-03"}'); \
 	 $(BIN)/churn model list; \
 	 first=$(firstword $(subst :, ,$(DEMO_DAYS))); last=$(lastword $(subst :, ,$(DEMO_DAYS))); day=$$first; \
 	 while [ "$$day" \< "$$last" ] || [ "$$day" = "$$last" ]; do \
-	   next=$$(date -u -d "$$day + 1 day" +%F); \
-	   echo "== day $$day: daily drop, Airflow churn_ingest, then churn_nightly_scoring"; \
-	   $(BIN)/churn synth --profile demo --seed $(DEMO_SEED) --daily $$day:$$day; \
-	   $(call dag_test,churn_ingest,$${next}T01:00:00+00:00,ingest-$$day); \
-	   $(call dag_test,churn_nightly_scoring,$${next}T02:00:00+00:00,scoring-$$day); \
-	   day=$$next; \
+	   echo "== day $$day: daily drop, churn_ingest, then churn_nightly_scoring"; \
+	   $(BIN)/churn synth --profile $(DEMO_PROFILE) --seed $(DEMO_SEED) --daily $$day:$$day; \
+	   $(call dag_run,churn_ingest,--day $$day); \
+	   $(call dag_run,churn_nightly_scoring,--day $$day); \
+	   day=$$(date -u -d "$$day + 1 day" +%F); \
 	 done; \
 	 echo "== published score runs"; \
 	 $(BIN)/python -c "from churn.db import engine_from_settings; from churn.settings import get_settings; \
 	   from sqlalchemy import text; e = engine_from_settings(get_settings()); c = e.connect(); \
 	   [print('  ', *r) for r in c.execute(text('SELECT score_date, status, rows_scored, model_version, airflow_dag_id FROM score_runs ORDER BY score_date, started_at'))]"; \
-	 echo "== Airflow churn_weekly_drift for the week ending $(DEMO_WEEK_ENDING): Evidently report vs the champion's reference"; \
-	 $(call dag_test,churn_weekly_drift,$$(date -u -d "$(DEMO_WEEK_ENDING) + 1 day" +%F)T03:00:00+00:00,drift-$(DEMO_WEEK_ENDING)); \
-	 echo "== reports in the lake (Airflow UI: Browse > Churn reports, served by plugins/churn_reports.py)"; \
-	 $(BIN)/python -c "from churn.lake import Lake; from churn.monitoring.reports import list_reports; from churn.settings import get_settings; \
-	   [print('  ', r.kind, r.label, r.path) for r in list_reports(Lake.from_settings(get_settings())) if r.kind == 'drift']"; \
+	 echo "== churn_weekly_drift for the week ending $(DEMO_WEEK_ENDING): Evidently report vs the champion's reference"; \
+	 $(call dag_run,churn_weekly_drift,--day $(DEMO_WEEK_ENDING)); \
+	 base=http://127.0.0.1:$(AIRFLOW_PORT); \
+	 echo "== Airflow stays up at $$base (login admin / $$($(BIN)/python -c "from churn.localairflow import password; \
+	   from pathlib import Path; print(password(Path('$(AIRFLOW_HOME)')))"); stop with make airflow-stop):"; \
+	 echo "   run history and task logs: $$base/dags/churn_nightly_scoring/runs (each run's tasks open their logs)"; \
+	 echo "   asset events (churn_scores, per publish): $$base/assets"; \
+	 echo "   reports (Browse > Churn reports): $$base/churn-reports/"; \
+	 echo "   the same through the REST API: churn airflow history --port $(AIRFLOW_PORT)"; \
 	 $(MAKE) --no-print-directory api-start CHURN_DATABASE_URL="$$url"
 
 api-start: $(STAMP)
@@ -155,7 +175,7 @@ api-stop:  ## Stop the API that make demo left running (waits until its port is 
 mlflow-ui: $(STAMP)  ## Browse the local MLflow store (runs, plots, registered models) on port 5000
 	$(BIN)/mlflow ui --backend-store-uri $${CHURN_MLFLOW_TRACKING_URI:-sqlite:///$(LOCAL)/mlflow/mlflow.db} --port 5000
 
-airflow: $(STAMP)  ## Start Airflow's components (LocalExecutor, metadata in the local PostgreSQL); print URL and login
+airflow: $(STAMP) $(WEB_STAMP)  ## Start Airflow's components (LocalExecutor, metadata in the local PostgreSQL); print URL and login
 	@mkdir -p $(AIRFLOW_HOME)
 	@url="$(DB_URL)"; CHURN_DATABASE_URL="$$url" CHURN_SCHEDULE_END="$${CHURN_SCHEDULE_END-$(DEMO_LAST_DAY)}" \
 	  $(BIN)/churn airflow local-start --home $(AIRFLOW_HOME) --port $(AIRFLOW_PORT)
@@ -174,7 +194,7 @@ clean:  ## Remove generated data, local services' state and caches (keeps .venv)
 	@$(MAKE) --no-print-directory api-stop
 	@$(MAKE) --no-print-directory airflow-stop >/dev/null 2>&1 || true
 	@test ! -x $(BIN)/churn || $(BIN)/churn db local-stop >/dev/null 2>&1 || true
-	rm -rf $(LOCAL) data bench/data bench/results .pytest_cache .ruff_cache
+	rm -rf $(LOCAL) data bench/data bench/results test-artifacts .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 distclean: clean  ## clean, and remove .venv

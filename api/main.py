@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import MODEL_VERSION, MetricsMiddleware
-from api.routers import health, models, monitoring, predict, scores
+from api.routers import docs, health, models, monitoring, predict, scores
 from api.schemas import add_head_routes, invalid, validation_details
 from api.security import access_mode
 from churn.db import DatabaseUnavailableError, make_async_engine, redact
@@ -146,10 +146,13 @@ def create_app() -> FastAPI:
         version="1.0.0",
         description="Nightly churn probabilities per user, and live predictions with the same model.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.routers.docs from the pinned local Swagger UI files
+        redoc_url=None,
     )
     # the date freshness readings are taken on (readiness, /metrics); tests replace it
     app.state.today = lambda: dt.datetime.now(dt.UTC).date()
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(scores.router)
     app.include_router(predict.router)
     app.include_router(models.router)

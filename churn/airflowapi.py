@@ -89,18 +89,28 @@ class AirflowClient:
         errors = self._call("GET", "/importErrors")["import_errors"]
         return [f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors]
 
+    def dags(self) -> list[dict[str, Any]]:
+        """Every parsed DAG (id, paused, schedule), as the UI's DAG list shows them."""
+        return self._call("GET", "/dags", params={"limit": 100})["dags"]
+
     def unpause(self, dag_id: str) -> None:
         """Unpause, as the UI's toggle does (DAGs are paused at creation)."""
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
     def trigger(self, dag_id: str, day: dt.date | None = None, conf: dict[str, Any] | None = None) -> str:
         """Start a run: for `day` with the interval the scheduler would give it, or (no day) with a null
-        logical date as the UI's form sends for a manual DAG; returns the run id."""
+        logical date as the UI's form sends for a manual DAG; returns the run id. A day that already has
+        a run is rerun as an operator reruns it, by clearing that run (its id and history stay; a second
+        run of the same interval would be refused by its run id)."""
         body: dict[str, Any] = {"conf": conf or {}, "logical_date": None}
         if day is not None:
             cron = self.wait_for_dag(dag_id).get("timetable_summary") or ""
             interval = interval_covering(cron, day)
             start, end = interval.start.isoformat(), interval.end.isoformat()
+            existing = self.run_for(dag_id, interval.start)
+            if existing is not None:
+                self.clear(dag_id, existing)
+                return existing
             body |= {
                 "logical_date": start,
                 "data_interval_start": start,
@@ -108,6 +118,17 @@ class AirflowClient:
                 "run_after": end,
             }
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+
+    def run_for(self, dag_id: str, logical_date: dt.datetime) -> str | None:
+        """The id of the DAG's run with this logical date, if there is one."""
+        stamp = logical_date.isoformat()
+        window = {"logical_date_gte": stamp, "logical_date_lte": stamp}
+        found = self._call("GET", f"/dags/{dag_id}/dagRuns", params=window)["dag_runs"]
+        return found[0]["dag_run_id"] if found else None
+
+    def clear(self, dag_id: str, run_id: str) -> None:
+        """Clear every task of a run, as the UI's "Clear" does: the scheduler runs it again."""
+        self._call("POST", f"/dags/{dag_id}/dagRuns/{run_id}/clear", json={"dry_run": False})
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> str:
         """The run's terminal state (success or failed), polling every second."""
@@ -124,6 +145,22 @@ class AirflowClient:
         return self._call("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "run_after", "limit": 100})[
             "dag_runs"
         ]
+
+    def asset_events(self, name: str) -> list[dict[str, Any]]:
+        """The events of the asset called `name` (one per publish of the task whose outlet it is)."""
+        assets = self._call("GET", "/assets", params={"name_pattern": name})["assets"]
+        found = [a for a in assets if a["name"] == name]
+        if not found:
+            return []
+        return self._call("GET", "/assets/events", params={"asset_id": found[0]["id"], "limit": 100})[
+            "asset_events"
+        ]
+
+    def history(self, dag_ids: list[str]) -> list[dict[str, Any]]:
+        """Every run of the DAGs as the UI's run list shows it: DAG, run id, type, logical date, state,
+        start and end (what `make demo` leaves for the operator to look at)."""
+        fields = ("dag_id", "dag_run_id", "run_type", "logical_date", "state", "start_date", "end_date")
+        return [{key: run.get(key) for key in fields} for dag_id in dag_ids for run in self.runs(dag_id)]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]

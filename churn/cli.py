@@ -260,7 +260,7 @@ def train(
         typer.Option(
             "--set",
             help="Override a parameter of the file for this run: section.name=value (YAML value), e.g. "
-            "--set lightgbm.num_leaves=31 --set 'train.samplers=[none]'. Repeatable.",
+            "--set lightgbm.num_leaves=31 --set 'train.samplers=\\[none]'. Repeatable.",
         ),
     ] = None,
     sample_fraction: Annotated[
@@ -485,13 +485,20 @@ AIRFLOW_HOME_OPTION = typer.Option(envvar="AIRFLOW_HOME", help="Airflow home (pi
 def airflow_local_start(
     home: Annotated[Path, AIRFLOW_HOME_OPTION] = Path(".local/airflow"),
     port: Annotated[int, typer.Option(help="api-server port on 127.0.0.1.")] = 8080,
+    metadata_db: Annotated[
+        str,
+        typer.Option(
+            envvar="CHURN_AIRFLOW_METADATA_DB",
+            help="Name of Airflow's metadata database on the scores database's PostgreSQL server.",
+        ),
+    ] = "airflow",
 ) -> None:
     """Start api-server, scheduler, dag-processor and triggerer (LocalExecutor; metadata in a database
-    `airflow` beside CHURN_DATABASE_URL's) and wait until all are healthy; print the URL and login."""
+    --metadata-db beside CHURN_DATABASE_URL's) and wait until all are healthy; print the URL and login."""
     from churn import localairflow
 
     started = time.perf_counter()
-    running = localairflow.start(home, port, get_settings().database_url)
+    running = localairflow.start(home, port, get_settings().database_url, database=metadata_db)
     typer.echo(f"airflow: healthy in {time.perf_counter() - started:.0f} s at {running.url} (login "
                f"{running.user} / {running.password}); logs in {running.home / 'logs'}")  # fmt: skip
 
@@ -537,6 +544,27 @@ def airflow_run(
     started = time.perf_counter()
     run_id = client.run(dag_id, dt.date.fromisoformat(day) if day else None, params, timeout)
     typer.echo(f"   {dag_id} {run_id}: success in {time.perf_counter() - started:.0f} s")
+
+
+@airflow_app.command("history")
+def airflow_history(
+    home: Annotated[Path, AIRFLOW_HOME_OPTION] = Path(".local/airflow"),
+    port: Annotated[int, typer.Option(help="api-server port on 127.0.0.1.")] = 8080,
+) -> None:
+    """Print the churn DAGs' runs (as the UI's run list) and the churn_scores asset's events, read
+    through the REST API."""
+    from churn import localairflow
+    from churn.airflowapi import AirflowClient
+
+    client = AirflowClient(
+        f"http://127.0.0.1:{port}", localairflow.USER, localairflow.password(home.resolve())
+    )
+    dags = sorted(d["dag_id"] for d in client.dags() if d["dag_id"].startswith("churn_"))
+    for run in client.history(dags):
+        typer.echo(f"   {run['dag_id']:<24} {run['run_type']:<10} {run['logical_date'] or '-':<26} "
+                   f"{run['state']:<8} {run['dag_run_id']}")  # fmt: skip
+    events = client.asset_events("churn_scores")
+    typer.echo(f"   churn_scores asset: {len(events)} events (one per published night)")
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
 REPORTS_VIEW = "Churn reports"
+URL_PREFIX = "/churn-reports"
+ASSETS_PREFIX = f"{URL_PREFIX}/_assets"
 
 
 def require_report_reader(user: GetUserDep) -> None:
@@ -69,15 +71,48 @@ def index() -> str:
     )
 
 
+@reports_app.get("/overview", response_class=HTMLResponse)
+def overview() -> str:
+    """The operator's first page: last publish, champion, validation verdicts, drift, realised performance."""
+    import datetime as dt
+
+    from churn.monitoring import overview as page
+    from churn.settings import get_settings
+
+    settings = get_settings()
+    return page.render(
+        page.collect(settings, _lake()),
+        reports_prefix=URL_PREFIX,
+        api_url=settings.api_public_url,
+        drift_limit=settings.drift_share_threshold,
+        today=dt.datetime.now(dt.UTC).date(),  # display only: how old the published day is
+    )
+
+
+@reports_app.get("/_assets/{path:path}")
+def asset_file(path: str) -> Response:
+    """A browser file the Data Docs pages load (the pinned local copy of their CDN files)."""
+    from churn.webassets import AssetNotFoundError, read_asset
+
+    try:
+        body, content_type = read_asset(path)
+    except AssetNotFoundError as error:
+        raise HTTPException(404, str(error)) from None
+    return Response(body, media_type=content_type, headers={"Cache-Control": "max-age=86400"})
+
+
 @reports_app.get("/{path:path}")
 def report_file(path: str) -> Response:
-    """A file of a report (its pages, data and assets)."""
+    """A file of a report (its pages, data and assets); HTML pages load their CDN files from `_assets`."""
     from churn.monitoring.reports import ReportNotFoundError, read_report_file
+    from churn.webassets import offline_html
 
     try:
         body, content_type = read_report_file(_lake(), path)
     except ReportNotFoundError as error:
         raise HTTPException(404, str(error)) from None
+    if content_type.startswith("text/html"):
+        body = offline_html(body.decode("utf-8"), ASSETS_PREFIX).encode("utf-8")
     return Response(body, media_type=content_type)
 
 
@@ -108,10 +143,24 @@ class ChurnReportsPlugin(AirflowPlugin):
 
     name = "churn_reports"
     fastapi_apps: ClassVar[list[dict]] = [
-        {"app": reports_app, "url_prefix": "/churn-reports", "name": "Churn reports"}
+        {"app": reports_app, "url_prefix": URL_PREFIX, "name": "Churn reports"}
     ]
     external_views: ClassVar[list[dict]] = [
-        {"name": "Churn reports", "href": "churn-reports/", "destination": "nav", "category": "browse"}
+        # embedded in the UI (an iframe at /plugin/<url_route>), the pages opened with the UI's login
+        {
+            "name": "Churn overview",
+            "href": f"{URL_PREFIX}/overview",
+            "url_route": "churn-overview",
+            "destination": "nav",
+            "category": "browse",
+        },
+        {
+            "name": "Churn reports",
+            "href": f"{URL_PREFIX}/",
+            "url_route": "churn-reports",
+            "destination": "nav",
+            "category": "browse",
+        },
     ]
     global_operator_extra_links: ClassVar[list[BaseOperatorLink]] = [
         PublishedScoresLink(),

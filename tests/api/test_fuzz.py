@@ -3,7 +3,7 @@
 The API runs over HTTP with its lifespan, on real PostgreSQL with the published days of `published`, with
 an API key configured and sent, so the generated requests reach the handlers rather than stop at the key
 check. Valid and invalid requests (schemathesis's positive and negative modes) for every operation,
-bounded to about two minutes by a number of examples per operation and mode, without shrinking. Every
+bounded to about forty seconds by a number of examples per operation and mode, without shrinking. Every
 operation is fuzzed even after a failure, and the failing requests are listed together.
 
 (schemathesis's lazy `from_fixture` loader does not run under this pytest, and its eager `parametrize`
@@ -26,7 +26,7 @@ from tests.api.conftest import Published
 from tests.conftest import LiveServer
 
 API_KEY = "fuzz-key"
-EXAMPLES = 300  # per operation and generation mode: about two minutes in all
+EXAMPLES = 100  # per operation and generation mode: about forty seconds in all
 
 
 def fuzz(operation: object, mode: GenerationMode, statuses: Counter[tuple[str, int]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -64,3 +65,16 @@ def test_head_answers_like_get_without_a_body(published: Published) -> None:
     assert head_missing.status_code == 404 and head_missing.content == b""
     assert head_health.status_code == 200 and head_page.status_code == 200
     assert head_post.status_code == 405
+
+
+def test_docs_page_loads_swagger_ui_from_this_api(published: Published) -> None:
+    """/docs works on an air-gapped network: every file the page loads is served by the API itself."""
+    with LiveServer(create_app()) as server:
+        page = httpx.get(f"{server.url}/docs")
+        assert page.status_code == 200
+        loaded = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert loaded and all(url.startswith("/docs/assets/") for url in loaded), loaded
+        for url in loaded:
+            assert httpx.get(f"{server.url}{url}").status_code == 200, url
+        assert httpx.get(f"{server.url}/docs/assets/package.json").status_code == 404
+        assert httpx.get(f"{server.url}/redoc").status_code == 404
