@@ -87,16 +87,20 @@ format: $(STAMP)  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The browser suite (tests/browser: `make demo` through the real scheduler, then headless chromium) mostly
-# waits on Airflow, so it runs beside the rest of the suite; its output follows the main suite's.
-BROWSER_LOG := test-artifacts/browser/pytest.log
+# Three pytest processes side by side on the two cores: the browser suite (tests/browser: `make demo` through
+# the real scheduler, then headless chromium) and the DAG tests (tests/dags: Airflow runs) mostly wait on
+# Airflow's processes, the rest is CPU-bound. Their logs follow the main suite's output.
+SIDE_SUITES := browser dags
 test: $(STAMP) $(WEB_STAMP)  ## Run the test suite (PostgreSQL tests use CHURN_TEST_DATABASE_URL, default 127.0.0.1:5432/test)
-	@mkdir -p $(dir $(BROWSER_LOG))
-	@$(BIN)/pytest -p no:cacheprovider tests/browser >$(BROWSER_LOG) 2>&1 & browser=$$!; \
-	 status=0; $(BIN)/pytest --ignore=tests/browser || status=$$?; \
-	 wait $$browser || status=$$?; \
-	 echo "== browser suite (tests/browser; screenshots in $(dir $(BROWSER_LOG)))"; cat $(BROWSER_LOG); \
-	 exit $$status
+	@mkdir -p test-artifacts
+	@pids=""; for suite in $(SIDE_SUITES); do \
+	   $(BIN)/pytest -p no:cacheprovider tests/$$suite >test-artifacts/pytest-$$suite.log 2>&1 & pids="$$pids $$!"; \
+	 done; \
+	 status=0; $(BIN)/pytest $(foreach suite,$(SIDE_SUITES),--ignore=tests/$(suite)) || status=$$?; \
+	 for pid in $$pids; do wait $$pid || status=$$?; done; \
+	 for suite in $(SIDE_SUITES); do echo "== tests/$$suite (test-artifacts/pytest-$$suite.log)"; \
+	   cat test-artifacts/pytest-$$suite.log; done; \
+	 echo "browser screenshots: test-artifacts/browser/"; exit $$status
 
 demo: $(STAMP) $(WEB_STAMP)  ## Run the whole job on embedded defaults through Airflow's scheduler; leave Airflow and the API up
 	@mkdir -p $(LOCAL) $(AIRFLOW_HOME)

@@ -4,6 +4,7 @@ Churn overview, the Data Docs and drift reports, and the API's /docs."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from tests.browser.conftest import DEMO_DAYS, DEMO_TIMEOUT, Demo, Offline, login
 # the first test waits for `make demo` (the session fixture) within its own timeout
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEMO_TIMEOUT + 300)]
 
+QUICK_TRIAL = {"train.samplers": ["none"], "lightgbm.n_estimators": 100}
 SCHEDULES = {
     "churn_ingest": "0 1 * * *",
     "churn_nightly_scoring": "0 2 * * *",
@@ -68,9 +70,13 @@ def test_training_form_renders_every_param_and_its_run_completes(
         assert param["description"] in form, f"Param {name}'s description missing from the trigger form"
     values = dialog.locator("input").evaluate_all("inputs => inputs.map(i => i.value)")
     assert params["cohort"]["value"] in values  # the Params' defaults fill the form
-    # a quick trial, as a user would ask for one: a share of the training users
+    # a quick trial, as a user would ask for one: a share of the training users, fewer trees, one sampler
     fraction = dialog.locator("input[type=number], input[inputmode=decimal]").first
     fraction.fill("0.3")
+    dialog.locator(".monaco-editor").first.click()  # the overrides' JSON editor
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(json.dumps(QUICK_TRIAL))
     shoot(page, "training-trigger-form")
     dialog.get_by_role("button", name="Trigger", exact=True).click()
     deadline = time.monotonic() + 60
@@ -78,7 +84,8 @@ def test_training_form_renders_every_param_and_its_run_completes(
         assert time.monotonic() < deadline, "the form's Trigger created no run"
         time.sleep(1)
     run_id = new.pop()
-    assert client._call("GET", f"/dags/churn_training/dagRuns/{run_id}")["conf"]["sample_fraction"] == 0.3
+    conf = client._call("GET", f"/dags/churn_training/dagRuns/{run_id}")["conf"]
+    assert conf["sample_fraction"] == 0.3 and conf["overrides"] == QUICK_TRIAL and conf["cohort"] == "2017-03"
     assert client.wait("churn_training", run_id, timeout=600) == "success", client.failure_logs(
         "churn_training", run_id
     )

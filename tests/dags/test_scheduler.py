@@ -1,7 +1,7 @@
 """The real scheduler, as `make airflow` runs it: the four components under the LocalExecutor on a
-PostgreSQL metadata database, a run triggered through the REST API for an explicit day, the failure alert
-reaching a webhook at once (no retries in tests), unpausing that runs nothing outside the schedule window,
-and a stop that leaves no process behind."""
+PostgreSQL metadata database, a nightly run triggered through the REST API for an explicit day that fails,
+its failure alert reaching a webhook at once (no retries in tests), unpausing that runs nothing outside
+the schedule window, and a stop that leaves no process behind."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_interval_covering_a_day_is_the_scheduled_runs() -> None:
 
 
 @pytest.mark.slow
-def test_local_airflow_runs_a_triggered_day_alerts_on_failure_and_stops_cleanly(
+def test_local_airflow_alerts_on_a_failed_night_and_stops_cleanly(
     tmp_path: Path,
     pg_url: str,
     pg_admin_url: str,
@@ -86,27 +86,34 @@ def test_local_airflow_runs_a_triggered_day_alerts_on_failure_and_stops_cleanly(
             localairflow.start(home, free_port(), pg_url, database=metadata)
 
         client = AirflowClient(airflow.url, airflow.user, airflow.password)
-        client.wait_for_dag("churn_nightly_scoring")
-        client.unpause("churn_nightly_scoring")  # unpaused as a user would: today is outside the window
-        with pytest.raises(AirflowApiError) as failure:
-            client.run("churn_ingest", dt.date(2017, 3, 31), timeout=300)  # an empty lake: ingest fails
-        assert "no Bronze input" in str(failure.value)  # the failed task's log, through the API
-        runs = client.runs("churn_ingest")
+        client.wait_for_dag("churn_ingest")
+        client.unpause("churn_ingest")  # unpaused as a user would: today is outside the window
+        with pytest.raises(AirflowApiError) as failure:  # an empty lake: the night cannot be scored
+            client.run("churn_nightly_scoring", dt.date(2017, 4, 3), timeout=300)
+        assert "run `churn ingest` first" in str(failure.value)  # the failed task's log, through the API
+        runs = client.runs("churn_nightly_scoring")
         assert [(r["logical_date"], r["data_interval_end"], r["state"]) for r in runs] == [
-            ("2017-03-31T01:00:00Z", "2017-04-01T01:00:00Z", "failed")
+            ("2017-04-03T02:00:00Z", "2017-04-04T02:00:00Z", "failed")
         ]
-        tries = {
-            ti["task_id"]: ti["try_number"]
-            for ti in client.task_instances("churn_ingest", runs[0]["dag_run_id"])
+        tasks = {
+            ti["task_id"]: ti for ti in client.task_instances("churn_nightly_scoring", runs[0]["dag_run_id"])
         }
-        assert tries["ingest"] == 1  # CHURN_TASK_RETRIES=0 reached the dag-processor: no retry
+        assert (
+            tasks["features"]["state"] == "failed"
+            and tasks["score_and_publish"]["state"] == "upstream_failed"
+        )
+        assert (
+            tasks["features"]["try_number"] == 1
+        )  # CHURN_TASK_RETRIES=0 reached the dag-processor: no retry
         deadline = time.monotonic() + 30
         while not received and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert [(a["dag_id"], a["task_id"]) for a in received] == [("churn_ingest", "ingest")], received
-        assert "no Bronze input" in received[0]["error"]
-        # several scheduler loops later, the unpaused nightly DAG still has no run (today is past the window)
-        assert client.runs("churn_nightly_scoring") == []
+        assert [(a["dag_id"], a["task_id"]) for a in received] == [("churn_nightly_scoring", "features")], (
+            received
+        )
+        assert "run `churn ingest` first" in received[0]["error"]
+        # several scheduler loops later, the unpaused ingest DAG still has no run (today is past the window)
+        assert client.runs("churn_ingest") == []
     finally:
         outcome = localairflow.stop(home, grace=20)
         admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
