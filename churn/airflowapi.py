@@ -59,7 +59,12 @@ class AirflowClient:
     def __init__(self, url: str, user: str, password: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self.http = httpx.Client(base_url=self.url, timeout=timeout)
-        token = self.http.post("/auth/token", json={"username": user, "password": password})
+        try:
+            token = self.http.post("/auth/token", json={"username": user, "password": password})
+        except httpx.TransportError as error:
+            raise AirflowApiError(
+                f"no Airflow api-server answers at {self.url} ({error}); start it with `make airflow`"
+            ) from None
         if token.status_code not in (200, 201):
             raise AirflowApiError(
                 f"login as {user} at {self.url} refused: HTTP {token.status_code} {token.text[:200]}"

@@ -13,13 +13,16 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from churn.errors import ChurnError
 from churn.logs import configure_logging
 from churn.settings import get_settings
+
+if TYPE_CHECKING:
+    from churn.airflowapi import AirflowClient
 
 app = typer.Typer(
     name="churn",
@@ -515,6 +518,14 @@ def airflow_local_stop(
     typer.echo("airflow: " + ", ".join(f"{name} {how}" for name, how in outcome.items()))
 
 
+def _local_client(home: Path, port: int) -> AirflowClient:
+    """A client of the local api-server, logged in as the admin of `make airflow`."""
+    from churn import localairflow
+    from churn.airflowapi import AirflowClient
+
+    return AirflowClient(f"http://127.0.0.1:{port}", localairflow.USER, localairflow.password(home.resolve()))
+
+
 @airflow_app.command("run")
 def airflow_run(
     dag_id: Annotated[str, typer.Argument(help="DAG to run, e.g. churn_nightly_scoring.")],
@@ -531,16 +542,11 @@ def airflow_run(
     finish it; exits 1 with the failed tasks' logs when it fails."""
     import datetime as dt
 
-    from churn import localairflow
-    from churn.airflowapi import AirflowClient
-
     try:
         params = json.loads(conf)
     except json.JSONDecodeError as error:
         raise typer.BadParameter(f"not JSON: {error}", param_hint="--conf") from None
-    client = AirflowClient(
-        f"http://127.0.0.1:{port}", localairflow.USER, localairflow.password(home.resolve())
-    )
+    client = _local_client(home, port)
     started = time.perf_counter()
     run_id = client.run(dag_id, dt.date.fromisoformat(day) if day else None, params, timeout)
     typer.echo(f"   {dag_id} {run_id}: success in {time.perf_counter() - started:.0f} s")
@@ -553,12 +559,7 @@ def airflow_history(
 ) -> None:
     """Print the churn DAGs' runs (as the UI's run list) and the churn_scores asset's events, read
     through the REST API."""
-    from churn import localairflow
-    from churn.airflowapi import AirflowClient
-
-    client = AirflowClient(
-        f"http://127.0.0.1:{port}", localairflow.USER, localairflow.password(home.resolve())
-    )
+    client = _local_client(home, port)
     dags = sorted(d["dag_id"] for d in client.dags() if d["dag_id"].startswith("churn_"))
     for run in client.history(dags):
         typer.echo(f"   {run['dag_id']:<24} {run['run_type']:<10} {run['logical_date'] or '-':<26} "

@@ -125,3 +125,9 @@ def test_local_airflow_alerts_on_a_failed_night_and_stops_cleanly(
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)
+
+
+def test_a_client_of_an_absent_api_server_says_where_it_looked() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(AirflowApiError, match=f"no Airflow api-server answers at {url}"):
+        AirflowClient(url, "admin", "secret")
