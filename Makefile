@@ -116,7 +116,7 @@ demo: $(STAMP) $(WEB_STAMP)  ## Run the whole job on embedded defaults through A
 	 $(BIN)/churn airflow local-start --home $(AIRFLOW_HOME) --port $(AIRFLOW_PORT); \
 	 echo "== churn_ingest for 2017-03-31: dump -> Silver, validated"; \
 	 $(call dag_run,churn_ingest,--day 2017-03-31); \
-	 echo "== churn_training: train on 2016-09..2017-02, validate on 2017-03, register (MLflow in .local/mlflow)"; \
+	 echo "== churn_training: train on 2016-08..2017-01 (labels knowable on 2017-02-28), validate on 2017-03, register (MLflow in .local/mlflow)"; \
 	 $(call dag_run,churn_training,--conf '{"cohort": "2017-03"}'); \
 	 $(BIN)/churn model list; \
 	 first=$(firstword $(subst :, ,$(DEMO_DAYS))); last=$(lastword $(subst :, ,$(DEMO_DAYS))); day=$$first; \

@@ -87,6 +87,16 @@ def synth(
             "the rest playing that much less), so the weekly drift report has something to find.",
         ),
     ] = 0.0,
+    member_updates: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="With --daily: each day, re-deliver this share of the dump's members (of the users in the "
+            "drops) with a new city and registration channel, as a member who moved would be; features as "
+            "of a day read only what had been delivered by then.",
+        ),
+    ] = 0.0,
     report: Annotated[
         bool,
         typer.Option(
@@ -124,12 +134,13 @@ def synth(
     chosen = get_profile(profile, users, days)
     if daily:
         start, end = parse_range(daily)
-        summary = write_daily(lake, chosen, seed, start, end, drift)
+        summary = write_daily(lake, chosen, seed, start, end, drift, member_updates)
     else:
-        if drift:
-            raise typer.BadParameter(
-                "--drift applies to daily drops only (with --daily)", param_hint="--drift"
-            )
+        for name, value in (("--drift", drift), ("--member-updates", member_updates)):
+            if value:
+                raise typer.BadParameter(
+                    f"{name} applies to daily drops only (with --daily)", param_hint=name
+                )
         summary = write_dump(lake, chosen, seed, workers or os.cpu_count() or 1)
     rows = ", ".join(f"{name} {count:,}" for name, count in summary["rows"].items())
     typer.echo(f"synth {chosen.name} seed {seed} -> {lake.uri('bronze')}: {rows} ({summary['seconds']} s)")
@@ -294,9 +305,12 @@ def train(
 ) -> None:
     """Train on the cohorts before M, validate on M, register, promote when it beats the champion.
 
-    Missing or stale Gold labels and features of the cohorts involved are built first. A Silver whose
-    transactions and user logs do not cover each cohort's eve month stops the run, naming the files that
-    hold that history; --allow-short-history trains on the cohorts it can, unless there are none.
+    Learns from the labels knowable on M's eve (train.train_cohorts months up to M-2, users whose expiry +
+    30 days falls on or before the eve); half of M's users (train.selection_share) choose the sampler and
+    face the gate, the reported figures come from the other half. Missing or stale Gold labels and
+    features of the cohorts involved are built first. A Silver whose transactions and user logs do not
+    cover each cohort's eve month stops the run, naming the files that hold that history;
+    --allow-short-history trains on the cohorts it can, unless there are none.
     """
     from churn import steps
 
@@ -327,7 +341,8 @@ def train(
 @app.command()
 def gold(cohort: Annotated[str, typer.Option(help="Validation cohort month YYYY-MM.")]) -> None:
     """Build and validate the Gold data `churn train --cohort M` reads: labels of M and of the
-    `train.train_cohorts` (CHURN_PARAMS_FILE) months before it, and the features as of each month's eve."""
+    `train.train_cohorts` (CHURN_PARAMS_FILE) months up to M-2 (M-1's labels mature during M), and the
+    features as of each month's eve."""
     from churn import steps
 
     summary = steps.gold(cohort)

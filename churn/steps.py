@@ -106,11 +106,11 @@ def validate(stage: str, as_of: str | None = None, build_run_id: str | None = No
 def training_gold(cohort: str, overrides: dict[str, Any] | None = None) -> list[str]:
     """Labels and eve features of the validation cohort and the training cohorts before it (what
     `train` reads); returns the feature dates, for validation."""
-    from churn.features.labels import cohorts_before, snapshot_date
+    from churn.features.labels import snapshot_date, training_cohorts
 
     count = _params(overrides).train.train_cohorts
     days = []
-    for month in [*cohorts_before(cohort, count), cohort]:
+    for month in [*training_cohorts(cohort, count), cohort]:
         labels(month)
         days.append(features(snapshot_date(month).isoformat())["as_of"])
     return days

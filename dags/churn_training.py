@@ -2,9 +2,10 @@
 
 Triggered from the UI with a form: the validation cohort month, a sample of the training users for quick
 trials, hyperparameter overrides (`{"lightgbm.num_leaves": 31}`) and whether the gate may promote.
-Builds the labels and eve-of-month features of the validation cohort and the `train.train_cohorts`
-months before it, validates the Gold features, then trains, evaluates, registers in MLflow and applies
-the promotion gate (figures and decision in the MLflow run and on the model version).
+Builds the labels and eve-of-month features of the validation cohort and of the `train.train_cohorts`
+months up to M-2 (only labels knowable on M's eve train), validates the Gold features, then trains,
+evaluates, registers in MLflow and applies the promotion gate (figures and decision in the MLflow run and
+on the model version).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ IO_RETRIES = retries(2)
             "2017-03",
             type="string",
             pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-            description="Validation cohort month (trains on the months before it)",
+            description="Validation cohort month (trains on labels knowable on its eve: months up to M-2)",
         ),
         "sample_fraction": Param(
             1.0,

@@ -8,6 +8,11 @@ stack: the API serves a live prediction from this module, the feature code and o
 Layout: `silver/<table>/bucket=NNN/part-<source>.parquet`; all rows of a user live in one bucket
 (`user_id % buckets`, fixed in `_layout.json` when Silver is first written), sorted by user and date.
 `_state.json` records every ingested source (size, stamp, checksum): its hash is the data version.
+
+A part's name says when its rows were delivered: `part-dump-*` holds the history dump, the only history
+there is, so its rows count as known from the start; `part-dt-YYYY-MM-DD*` holds a daily drop, whose rows
+are known from that day. Features as of D read only the parts delivered by D (`delivered_by`), so a row
+delivered later (a member's new city, a late transaction) never changes what was known on D.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -63,11 +69,26 @@ def sort_and_deduplicate(table: pa.Table, spec: kkbox.Table) -> tuple[pa.Table, 
     return merged.sort_by([(k, "ascending") for k in keys]), int(same.sum())
 
 
-def silver_parts(lake: Lake, table: str, bucket: int | None = None) -> list[str]:
-    """The Silver part files of a table (of one bucket when given)."""
+_DROP_PART = re.compile(r"/part-dt-(\d{4}-\d{2}-\d{2})[^/]*\.parquet$")
+
+
+def delivered_on(path: str) -> dt.date | None:
+    """The day a Silver part's rows were delivered: its daily drop's date, None for the history dump."""
+    match = _DROP_PART.search(path)
+    return dt.date.fromisoformat(match.group(1)) if match else None
+
+
+def silver_parts(
+    lake: Lake, table: str, bucket: int | None = None, delivered_by: dt.date | None = None
+) -> list[str]:
+    """The Silver part files of a table (of one bucket when given), oldest delivery first; with
+    `delivered_by`, only the parts delivered on or before that day (the dump always)."""
     pattern = f"silver/{table}/bucket={'*' if bucket is None else f'{bucket:03d}'}/*.parquet"
+    parts = lake.glob(pattern)
+    if delivered_by is not None:
+        parts = [path for path in parts if (day := delivered_on(path)) is None or day <= delivered_by]
     # The history dump first, then the daily drops by date, so "the last row of a user" is the newest.
-    return sorted(lake.glob(pattern), key=lambda path: ("/part-dump-" not in path, path))
+    return sorted(parts, key=lambda path: ("/part-dump-" not in path, path))
 
 
 def silver_tables(lake: Lake) -> list[str]:
@@ -81,8 +102,10 @@ def read_silver(
     bucket: int | None = None,
     columns: list[str] | None = None,
     filters: Sequence[tuple[str, str, object]] | None = None,
+    delivered_by: dt.date | None = None,
 ) -> pa.Table:
     """Read a Silver table (or one bucket) with its Silver schema; `users` gives user_id -> msno.
+    `delivered_by` reads only what had been delivered by that day (see `delivered_on`).
 
     `filters` (conditions like ("user_id", "=", k) or ("date", "<=", d), all must hold) skip row groups
     by their statistics: parts are sorted by user and date, so one user's rows cost a row group or two.
@@ -90,7 +113,7 @@ def read_silver(
     """
     full = kkbox.USERS if table == "users" else kkbox.TABLES[table].schema
     schema = full if columns is None else pa.schema([full.field(c) for c in columns])
-    parts = silver_parts(lake, table, bucket)
+    parts = silver_parts(lake, table, bucket, delivered_by)
     if not parts:
         return schema.empty_table()
     if filters:

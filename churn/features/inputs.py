@@ -1,5 +1,9 @@
 """The Silver rows a feature build reads: one bucket for Gold, one user of it for the live path, pruned to
 the dates the features look at (`spec.WINDOWS`). One function, so both paths read the same rows.
+
+Point in time: only rows delivered by the as-of day are read (`silver.delivered_on`): the dump counts as
+known from the start, a daily drop from its date. Event dates alone would not do for members, whose rows
+carry no date of their own: a member's new city delivered after D must not be their city as of D.
 """
 
 from __future__ import annotations
@@ -22,13 +26,19 @@ def feature_inputs(
     first_log_day = as_of - min(dt.timedelta(days=max(WINDOWS) - 1), as_of - dt.date.min)  # no overflow
     present = silver_tables(lake)
     members = (
-        read_silver(lake, "members", bucket, filters=only_user or None) if "members" in present else None
+        read_silver(lake, "members", bucket, filters=only_user or None, delivered_by=as_of)
+        if "members" in present
+        else None
     )
     transactions = read_silver(
-        lake, "transactions", bucket, filters=[*only_user, ("transaction_date", "<=", as_of)]
+        lake,
+        "transactions",
+        bucket,
+        filters=[*only_user, ("transaction_date", "<=", as_of)],
+        delivered_by=as_of,
     )
     logs = (
-        read_silver(lake, "user_logs", bucket,
+        read_silver(lake, "user_logs", bucket, delivered_by=as_of,
                     filters=[*only_user, ("date", ">=", first_log_day), ("date", "<=", as_of)])
         if "user_logs" in present
         else None

@@ -85,6 +85,22 @@ def cohorts_before(cohort: str, count: int) -> list[str]:
     return [add_months(cohort, -back) for back in range(count, 0, -1)]
 
 
+def training_cohorts(cohort: str, count: int) -> list[str]:
+    """The `count` cohorts whose labels train a model validated on `cohort`, oldest first: M-count-1..M-2.
+
+    A label matures `RENEWAL_WINDOW_DAYS` after its expiry, so on M's eve (the last day of M-1) none of
+    M-1's is knowable but those of its first day in a 31-day month, and M-2's are, but those expiring in
+    its last days when M-1 is shorter than 30 days; `knowable_on` drops those per user. Leaving M-1 out
+    whole keeps a feature build and a label build for a handful of users out of every training."""
+    return cohorts_before(add_months(cohort, -1), count)
+
+
+def knowable_on(expiry: np.ndarray, eve: dt.date) -> np.ndarray:
+    """Which labels, by the expiry (day numbers) their gap is measured from, are known on `eve`: the
+    renewal window has closed by then (expiry + 30 days <= eve)."""
+    return np.asarray(expiry, dtype=np.int64) + RENEWAL_WINDOW_DAYS <= (eve - dt.date(1970, 1, 1)).days
+
+
 def months_between(first: dt.date, last: dt.date) -> list[str]:
     """`YYYY-MM` of every month from the one holding `first` to the one holding `last`."""
     months, month = [], month_of(first)

@@ -26,6 +26,7 @@ class TrainParams(BaseModel):
     early_stopping_share: float = Field(gt=0.0, lt=0.5)
     calibration_share: float = Field(gt=0.0, lt=0.5)
     calibration: Literal["sigmoid", "isotonic"]
+    selection_share: float = Field(default=0.5, gt=0.0, lt=1.0)
     seed: int
 
 

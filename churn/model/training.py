@@ -1,12 +1,15 @@
 """Training: learn from the cohorts before M, validate on cohort M, register, and gate the promotion.
 
-Time-based evaluation: features of cohort M are taken on its eve (the last day of month M-1) and the
-model never sees a cohort at or after M, so validation is what the nightly job will face. Within the
+Time-based evaluation: features of cohort M are taken on its eve (the last day of month M-1), and the
+model learns only from labels knowable on that eve (expiry + 30 days <= eve: cohorts up to M-2, see
+`labels.training_cohorts`), so validation is what the nightly job will face when it retrains. Within the
 training cohorts, users (not rows: a user appears in several cohorts) are split by a stable hash into
 fitting, early-stopping and calibration users.
 
-Every sampler listed in params.yaml is fitted and calibrated; the lowest validation log loss wins and is
-the one registered. The run logs all candidates' figures, so the effect of resampling is on record.
+The validation cohort's users are split too, by another stable hash: the selection users choose among
+the candidates (every sampler in params.yaml, fitted and calibrated; the lowest log loss wins) and face
+the promotion gate; the figures reported as `val_*` come from the other users, which no choice has seen.
+The run logs both, the candidates' figures and the splits (`splits.json`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from churn.data import kkbox
 from churn.data.silver import silver_days_per_month, silver_version
 from churn.errors import ChurnError
 from churn.features import gold
-from churn.features.labels import cohorts_before, month_of, snapshot_date
+from churn.features.labels import knowable_on, month_of, parse_cohort, snapshot_date, training_cohorts
 from churn.features.spec import FEATURE_NAMES, SPEC_HASH
 from churn.lake import Lake
 from churn.lineage import airflow_ids, dvc_data_version, git_commit
@@ -162,7 +165,7 @@ def labelled_frame(lake: Lake, cohort: str, *, with_msno: bool = True) -> pd.Dat
     The join runs in Arrow and the features arrive as float32 (what the model reads, see
     `FeatureFrame.transform`); without `with_msno` the 44-character key, which training never reads,
     stays out of pandas. At the real size that halves the frame (issue 18's training budget)."""
-    labels = gold.read_labels(lake, cohort).select(["msno", "user_id", "is_churn"])
+    labels = gold.read_labels(lake, cohort).select(["msno", "user_id", "is_churn", "expiry_date"])
     if pc.count_distinct(labels["msno"]).as_py() != labels.num_rows:
         raise ChurnError(f"Gold labels of cohort {cohort} hold a user more than once")
     features = gold.read_features(lake, snapshot_date(cohort)).select(["msno", *FEATURE_NAMES])
@@ -176,9 +179,36 @@ def labelled_frame(lake: Lake, cohort: str, *, with_msno: bool = True) -> pd.Dat
     if joined.num_rows != labels.num_rows:
         raise ChurnError(f"Gold features as of {snapshot_date(cohort)} hold a user more than once")
     joined = joined.sort_by(order).drop_columns([order] + ([] if with_msno else ["msno"]))
+    # The expiry the label's gap is measured from, as a day number; unknown for released labels outside
+    # the rule's cohort, then the month's last day (no cohort user expires later: never too early).
+    month_end = (parse_cohort(cohort)[1] - kkbox.EPOCH).days
+    expiry = pc.fill_null(pc.cast(joined["expiry_date"], pa.int32()), month_end)
+    joined = joined.drop_columns(["expiry_date"]).append_column("label_expiry", expiry)
     frame = joined.to_pandas(split_blocks=True, self_destruct=True)
     frame["cohort"] = cohort
     return frame
+
+
+def knowable_training_frame(
+    lake: Lake, cohort: str, train_cohorts: list[str]
+) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """The training cohorts' labelled users whose label is knowable on the validation cohort's eve, with
+    per cohort the rows read and kept (for the run's `splits.json`)."""
+    eve = snapshot_date(cohort)
+    frames, counts = [], {}
+    for month in train_cohorts:
+        frame = labelled_frame(lake, month, with_msno=False)
+        known = knowable_on(frame["label_expiry"].to_numpy(), eve)
+        counts[month] = {"rows": len(frame), "knowable": int(known.sum())}
+        frames.append(frame[known])
+    return pd.concat(frames, ignore_index=True), counts
+
+
+def validation_split(val: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(selection users, reported users) of the validation cohort, by a stable hash of the user key (its
+    own seed, so not the training split's shares)."""
+    selection = user_fraction(val["user_id"].to_numpy(), params.train.seed + 2) < params.train.selection_share
+    return val[selection].reset_index(drop=True), val[~selection].reset_index(drop=True)
 
 
 def user_fraction(user_id: np.ndarray, seed: int) -> np.ndarray:
@@ -237,9 +267,10 @@ def _champion_log_loss(
 
 
 def _fit_candidates(
-    params: Params, train: pd.DataFrame, val: pd.DataFrame
+    params: Params, train: pd.DataFrame, selection: pd.DataFrame
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Fit and calibrate one model per sampler; returns the models and their validation figures."""
+    """Fit and calibrate one model per sampler; returns the models and their figures on the validation
+    cohort's selection users (the only ones a choice may look at)."""
     from sklearn.metrics import log_loss
 
     share = user_fraction(train["user_id"].to_numpy(), params.train.seed)
@@ -249,7 +280,7 @@ def _fit_candidates(
     )
     fit = ~(stop | cal)
     y = train["is_churn"].to_numpy()
-    y_val = val["is_churn"].to_numpy()
+    y_sel = selection["is_churn"].to_numpy()
     models: dict[str, Any] = {}
     figures: dict[str, float] = {"rows_fit": float(fit.sum()), "rows_early_stopping": float(stop.sum()),
                                  "rows_calibration": float(cal.sum())}  # fmt: skip
@@ -263,19 +294,19 @@ def _fit_candidates(
                 build_pipeline(sampler, params), train[fit], y[fit], train[stop], y[stop],
                 params.lightgbm.early_stopping_rounds, resampled=sampler != "none",
             )  # fmt: skip
-            raw = np.clip(churn_probability(pipeline, val), 1e-15, 1 - 1e-15)
+            raw = np.clip(churn_probability(pipeline, selection), 1e-15, 1 - 1e-15)
             model = calibrate(pipeline, train[cal], y[cal], params.train.calibration)
-            p = np.clip(churn_probability(model, val), 1e-15, 1 - 1e-15)
+            p = np.clip(churn_probability(model, selection), 1e-15, 1 - 1e-15)
             models[sampler] = model
-            figures[f"val_log_loss_{sampler}"] = float(log_loss(y_val, p, labels=[0, 1]))
-            figures[f"val_log_loss_{sampler}_uncalibrated"] = float(log_loss(y_val, raw, labels=[0, 1]))
+            figures[f"selection_log_loss_{sampler}"] = float(log_loss(y_sel, p, labels=[0, 1]))
+            figures[f"selection_log_loss_{sampler}_uncalibrated"] = float(log_loss(y_sel, raw, labels=[0, 1]))
             figures[f"best_iteration_{sampler}"] = float(pipeline.named_steps["model"].best_iteration_ or 0)
             figures[f"fit_seconds_{sampler}"] = round(time.perf_counter() - started, 3)
             log.info(
-                "sampler %s: val log loss %.5f (uncalibrated %.5f)",
+                "sampler %s: selection log loss %.5f (uncalibrated %.5f)",
                 sampler,
-                figures[f"val_log_loss_{sampler}"],
-                figures[f"val_log_loss_{sampler}_uncalibrated"],
+                figures[f"selection_log_loss_{sampler}"],
+                figures[f"selection_log_loss_{sampler}_uncalibrated"],
             )
             done.advance()
     return models, figures
@@ -306,7 +337,7 @@ def _evaluate(lake: Lake, cohort: str, val: pd.DataFrame, p: np.ndarray) -> dict
 
 
 def _gate(settings: Settings, val: pd.DataFrame, log_loss_value: float) -> registry.Decision:
-    """The promotion decision against the champion scored on the same validation frame."""
+    """The promotion decision against the champion scored on the same frame (the selection users)."""
     champion_ll, champion_version, how = _champion_log_loss(settings, val, val["is_churn"].to_numpy())
     if how not in {"evaluated", "no champion"}:
         return registry.Decision(True, how, log_loss_value, None, champion_version)
@@ -316,6 +347,7 @@ def _gate(settings: Settings, val: pd.DataFrame, log_loss_value: float) -> regis
 def _log_and_register(
     settings: Settings, run_params: dict[str, Any], tags: dict[str, str], model: Any, val: pd.DataFrame,
     p: np.ndarray, metrics: dict[str, float], decision: registry.Decision, reference: pd.DataFrame,
+    splits: dict[str, Any],
 ) -> tuple[str, int]:  # fmt: skip
     """One MLflow run: params, plots, the model (registered) with its drift reference, metrics, the
     decision. -> (run id, version)."""
@@ -354,6 +386,7 @@ def _log_and_register(
         )
         mlflow.log_dict({**asdict(decision), "version": version, "margin": settings.promotion_margin},
                         "promotion.json")  # fmt: skip
+        mlflow.log_dict(splits, "splits.json")
     mlflow_client = registry.client(settings)
     for key, value in {**tags, "val_log_loss": f"{metrics['val_log_loss']:.6f}"}.items():
         mlflow_client.set_model_version_tag(settings.model_name, str(version), key, value)
@@ -387,7 +420,7 @@ def train(
     if not 0.0 < sample_fraction <= 1.0:
         raise ChurnError(f"sample_fraction must be in (0, 1], got {sample_fraction}")
     started = time.perf_counter()
-    train_cohorts = cohorts_before(cohort, params.train.train_cohorts)
+    train_cohorts = training_cohorts(cohort, params.train.train_cohorts)
     gaps = history_gaps(lake, [*train_cohorts, cohort])
     trainable = [month for month in train_cohorts if "transactions" not in gaps.get(month, [])]
     if gaps and (not allow_short_history or not trainable or "transactions" in gaps.get(cohort, [])):
@@ -396,23 +429,28 @@ def train(
     train_cohorts = trainable
     for month in [*train_cohorts, cohort]:
         ensure_gold(lake, settings, month, run_id)
-    train_frame = pd.concat(
-        [labelled_frame(lake, month, with_msno=False) for month in train_cohorts], ignore_index=True
-    )
+    train_frame, knowable = knowable_training_frame(lake, cohort, train_cohorts)
     if sample_fraction < 1.0:
         keep = user_fraction(train_frame["user_id"].to_numpy(), params.train.seed + 1) < sample_fraction
         train_frame = train_frame[keep].reset_index(drop=True)
-    val = labelled_frame(lake, cohort)
-    for name, frame in (("training", train_frame), ("validation", val)):
+    selection, val = validation_split(labelled_frame(lake, cohort), params)
+    for name, frame in (("training", train_frame), ("validation selection", selection),
+                        ("validation reported", val)):  # fmt: skip
         if frame["is_churn"].nunique() < 2:
-            raise ChurnError(f"the {name} cohorts have {len(frame)} labelled users of one class only")
+            raise ChurnError(
+                f"the {name} users have {len(frame)} labelled users of one class only (training: labels "
+                f"knowable on {snapshot_date(cohort)} of cohorts {', '.join(train_cohorts)})"
+            )
 
-    models, figures = _fit_candidates(params, train_frame, val)
-    sampler = min(models, key=lambda name: figures[f"val_log_loss_{name}"])
+    models, figures = _fit_candidates(params, train_frame, selection)
+    sampler = min(models, key=lambda name: figures[f"selection_log_loss_{name}"])
     model = models[sampler]
     p = churn_probability(model, val)
-    metrics = {**figures, **_evaluate(lake, cohort, val, p), "rows_train": float(len(train_frame))}
-    decision = _gate(settings, val, metrics["val_log_loss"])
+    metrics = {**figures, **_evaluate(lake, cohort, val, p), "rows_train": float(len(train_frame)),
+               "rows_selection": float(len(selection)),
+               "rows_train_unknowable": float(sum(c["rows"] - c["knowable"] for c in knowable.values())),
+               "selection_log_loss": figures[f"selection_log_loss_{sampler}"]}  # fmt: skip
+    decision = _gate(settings, selection, metrics["selection_log_loss"])
     if not promote and decision.promote:
         decision = registry.Decision(False, f"promotion disabled by the caller (gate: {decision.reason})",
                                      decision.challenger_log_loss, decision.champion_log_loss,
@@ -437,7 +475,18 @@ def train(
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     reference = reference_sample(gold.read_features(lake, snapshot_date(cohort)), model,
                                        settings.active_grace_days, params.train.seed)  # fmt: skip
+    splits = {
+        "eve": str(snapshot_date(cohort)),
+        "training": {"rule": "expiry + 30 days <= eve", "cohorts": knowable,
+                     "sample_fraction": sample_fraction, "rows": len(train_frame),
+                     "fit": int(metrics["rows_fit"]), "early_stopping": int(metrics["rows_early_stopping"]),
+                     "calibration": int(metrics["rows_calibration"])},
+        "validation": {"cohort": cohort, "hash_seed": params.train.seed + 2,
+                       "selection_share": params.train.selection_share, "selection_rows": len(selection),
+                       "reported_rows": len(val), "selection_uses": ["sampler choice", "promotion gate"],
+                       "reported_uses": ["val_* metrics"]},
+    }  # fmt: skip
     mlflow_run, version = _log_and_register(settings, run_params, tags, model, val, p, metrics, decision,
-                                            reference)  # fmt: skip
+                                            reference, splits)  # fmt: skip
     registry.apply_decision(settings, version, decision)
     return TrainResult(mlflow_run, version, sampler, metrics, decision, model, train_cohorts)

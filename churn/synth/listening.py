@@ -1,8 +1,10 @@
 """Simulated daily listening (user_logs rows) for the days a user is a member.
 
 Every user-day is drawn from counter-based random numbers (`hashing`), so the rows of a day do not
-depend on which window is being written. Listening fades in the weeks before a churn decision (and the
-share of songs played to the end drops), which gives listening trends a real but modest signal.
+depend on which window is being written. Listening fades in the weeks before a decision (and the share of
+songs played to the end drops) as far as the user intends to leave: by the probability the decision is
+drawn from, never by its drawn outcome. So listening tells a model about the probability the oracle knows
+and nothing more, and the oracle's log loss is a true bound on what any model of the files can reach.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ UNIQUE_LOGIT = 1.8  # num_unq is about 86% of a median day's plays
 # Days are more varied than in a light-tailed model, so the fade weighs a little more (in log space) to keep
 # the listening signal before a churn about as strong as before the calibration.
 FADE_WEIGHT = 1.5
+FADE_DEPTH = 0.65  # the share of normal activity lost by the day of a decision whose probability is 1
 FADE_TILT = np.array([1.0, 0.3, 0.3, 0.0, -0.5])  # at full fade: more skips, fewer complete plays
 SKIP_HABIT = 0.6  # the per-user part of num_25's own deviation (relative to the per-day part)
 USER_SHARE = 0.6  # the part of the common level's variance that belongs to the user (habit), not the day
@@ -54,7 +57,7 @@ def simulate_logs(
     end = np.minimum(intervals["end"], hi)
     keep = end >= start
     start, end = start[keep], end[keep]
-    uid, decision, churn = intervals["uid"][keep], intervals["decision"][keep], intervals["is_churn"][keep]
+    uid, decision, intent = intervals["uid"][keep], intervals["decision"][keep], intervals["intent"][keep]
     lengths = end - start + 1
     if lengths.sum() == 0:
         return {}
@@ -64,9 +67,10 @@ def simulate_logs(
     user = uid[owner]
     traits = {k: v[owner] for k, v in user_traits(seed, uid).items()}  # drawn per interval, not per day
 
-    # Fade towards a churn decision: from 100% to 35% of normal activity over the last 45 days.
+    # Fade towards a decision over its last 45 days, as deep as the intent: a user certain to leave ends at
+    # 35% of normal activity, one certain to stay does not fade. The drawn outcome is not an input.
     to_decision = (decision[owner] - day).astype(np.float64)
-    fade = np.where(churn[owner], 0.35 + 0.65 * np.clip(to_decision / 45.0, 0.0, 1.0), 1.0)
+    fade = 1.0 - FADE_DEPTH * intent[owner] * (1.0 - np.clip(to_decision / 45.0, 0.0, 1.0))
     days_share = np.minimum(listening * traits["active"], 1.0)
     active = uniform(seed, user, day, 1) < days_share * (0.55 + 0.45 * fade)
     user, day, fade = user[active], day[active], fade[active]

@@ -2,9 +2,10 @@
 
 A daily drop needs, of each simulated chunk, only what lies after the dump: the membership intervals that
 reach past 2017-03-31 (listening is drawn per user-day from them), the transactions and member rows dated
-after it, and the msno of those users. The dump writes these as Parquet under `synth/state/` (rows in
-chunk order, so a drop built from them is the one re-simulating gives, byte for byte) and a manifest
-last; a drop uses them only when the manifest names the same seed and profile.
+after it, the dump's member rows of those users (what a drop's member update changes) and their msno.
+The dump writes these as Parquet under `synth/state/` (rows in chunk order, so a drop built from them is
+the one re-simulating gives, byte for byte) and a manifest last; a drop uses them only when the manifest
+names the same seed and profile.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 STATE_PREFIX = "synth/state"
 MANIFEST = f"{STATE_PREFIX}/manifest.json"
-FORMAT = 1  # bump when what is kept, or how drops are drawn from it, changes
+FORMAT = 2  # bump when what is kept, or how drops are drawn from it, changes
 
 
 def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
@@ -37,7 +38,7 @@ _I32 = pa.int32()
 SCHEMAS: dict[str, pa.Schema] = {
     "users": _schema(("uid", pa.int64()), ("msno", pa.string())),
     "intervals": _schema(
-        ("uid", pa.int64()), ("start", _I32), ("end", _I32), ("decision", _I32), ("is_churn", pa.bool_())
+        ("uid", pa.int64()), ("start", _I32), ("end", _I32), ("decision", _I32), ("intent", pa.float64())
     ),
     "transactions": _schema(
         ("uid", pa.int64()),
@@ -57,6 +58,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("registration_init_time", _I32),
     ),
 }
+SCHEMAS["known_members"] = SCHEMAS["members"]  # the dump's member rows of the future's users
 # The day column that places a row of each table in time (intervals overlap a window instead).
 _DATE = {"transactions": "transaction_date", "members": "registration_init_time"}
 
@@ -74,6 +76,7 @@ class Future:
     intervals: dict[str, np.ndarray]
     transactions: dict[str, np.ndarray]
     members: dict[str, np.ndarray]
+    known_members: dict[str, np.ndarray]  # member rows of these users as of the dump (never windowed)
 
     def msno(self, uid: np.ndarray) -> pa.Array:
         """The msno strings of global user indices."""
@@ -82,14 +85,13 @@ class Future:
     def window(self, lo: int, hi: int) -> Future:
         """Only the rows that matter for days lo..hi (day numbers), in the same order."""
         iv = self.intervals
+        intervals = _take(iv, (iv["end"] >= lo) & (iv["start"] <= hi))
+        transactions = _within(self.transactions, "transaction_date", lo, hi)
+        members = _within(self.members, "registration_init_time", lo, hi)
+        wanted = np.concatenate([intervals["uid"], transactions["uid"], members["uid"]])
+        known = _take(self.known_members, np.isin(self.known_members["uid"], wanted))  # as `read_future`
         return Future(
-            self.seed,
-            self.listening,
-            self.uid,
-            self.msno_of,
-            _take(iv, (iv["end"] >= lo) & (iv["start"] <= hi)),
-            _within(self.transactions, "transaction_date", lo, hi),
-            _within(self.members, "registration_init_time", lo, hi),
+            self.seed, self.listening, self.uid, self.msno_of, intervals, transactions, members, known
         )
 
 
@@ -106,12 +108,15 @@ def future_of(chunk: Chunk, after: int) -> Future:
     iv, tx, members = chunk.timeline.intervals, chunk.transactions, chunk.members
     intervals = _take(iv, iv["end"] > after)
     transactions = _take(tx, tx["transaction_date"] > after)
-    member_rows = _take(
-        {k: v for k, v in members.items() if k != "has_row"},
-        members["has_row"] & (members["registration_init_time"] > after),
-    )
+    rows = {k: v for k, v in members.items() if k != "has_row"}
+    member_rows = _take(rows, members["has_row"] & (members["registration_init_time"] > after))
     uid = np.unique(np.concatenate([intervals["uid"], transactions["uid"], member_rows["uid"]]))
-    return Future(chunk.seed, chunk.listening, uid, chunk.msno(uid), intervals, transactions, member_rows)
+    known = _take(
+        rows,
+        members["has_row"] & (members["registration_init_time"] <= after) & np.isin(members["uid"], uid),
+    )
+    return Future(chunk.seed, chunk.listening, uid, chunk.msno(uid), intervals, transactions, member_rows,
+                  known)  # fmt: skip
 
 
 def tables(future: Future) -> dict[str, pa.Table]:
@@ -121,6 +126,7 @@ def tables(future: Future) -> dict[str, pa.Table]:
         "intervals": future.intervals,
         "transactions": future.transactions,
         "members": future.members,
+        "known_members": future.known_members,
     }
     return {
         name: pa.table([_array(columns[name][f.name], f.type) for f in schema], schema=schema)
@@ -188,6 +194,10 @@ def read_future(lake: Lake, profile: Profile, seed: int, lo: int, hi: int) -> Fu
         for table in (pa.Table.from_batches([b]) for b in _batches(lake, "users"))
     ]
     user_table = pa.concat_tables(users) if users else SCHEMAS["users"].empty_table()
+    known = [
+        table.filter(pa.array(np.isin(table["uid"].to_numpy(), wanted)))
+        for table in (pa.Table.from_batches([b]) for b in _batches(lake, "known_members"))
+    ]
     return Future(
         seed,
         profile.behaviour.listening,
@@ -196,6 +206,7 @@ def read_future(lake: Lake, profile: Profile, seed: int, lo: int, hi: int) -> Fu
         columns["intervals"],
         columns["transactions"],
         columns["members"],
+        _numpy(pa.concat_tables(known) if known else SCHEMAS["known_members"].empty_table()),
     )
 
 

@@ -146,7 +146,7 @@ def simulate(
     dec: dict[str, list[np.ndarray]] = {
         k: [] for k in ("uid", "expiry", "probability", "is_churn", "is_cancel")
     }
-    iv: dict[str, list[np.ndarray]] = {k: [] for k in ("uid", "start", "end", "decision", "is_churn")}
+    iv: dict[str, list[np.ndarray]] = {k: [] for k in ("uid", "start", "end", "decision", "intent")}
 
     while True:
         idx = np.flatnonzero(alive & (t <= horizon))
@@ -237,9 +237,9 @@ def simulate(
         interval_end = np.where(churned, effective, np.minimum(effective, next_day - 1))
         for key, value in (
             ("uid", users.uid[idx]), ("start", start), ("end", interval_end),
-            ("decision", effective), ("is_churn", churned),
+            ("decision", effective), ("intent", probability),
         ):  # fmt: skip
-            iv[key].append(value)
+            iv[key].append(value)  # what listening may know of the decision: its probability, not its outcome
 
         alive[idx] = ~churned | comes_back
         t[idx] = next_day

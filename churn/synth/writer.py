@@ -31,7 +31,7 @@ from churn.lake import Lake, csv_write_options
 from churn.logs import progress
 from churn.synth import quirks
 from churn.synth.listening import simulate_logs
-from churn.synth.members import simulate_members
+from churn.synth.members import member_updates, simulate_members
 from churn.synth.pool import ordered_map
 from churn.synth.profiles import Profile
 from churn.synth.state import Future, future_of, read_future, state_writer
@@ -124,15 +124,18 @@ def transactions_table(chunk: Chunk | Future, rows: np.ndarray) -> pa.Table:
     )
 
 
-def members_table(chunk: Chunk | Future, rows: np.ndarray) -> pa.Table:
-    """members_v3.csv rows (empty gender written as an empty field)."""
-    m = chunk.members
+def members_table(
+    chunk: Chunk | Future, rows: np.ndarray, members: dict[str, np.ndarray] | None = None
+) -> pa.Table:
+    """members_v3.csv rows (empty gender written as an empty field) of the chunk's members, or of
+    `members` (rows shaped like them)."""
+    m = chunk.members if members is None else members
     return pa.table(
         {
             "msno": chunk.msno(m["uid"][rows]),
             "city": m["city"][rows].astype(np.int32),
             "bd": m["bd"][rows].astype(np.int32),
-            "gender": m["gender"][rows],
+            "gender": pa.array(m["gender"][rows], pa.string()),
             "registered_via": m["registered_via"][rows].astype(np.int32),
             "registration_init_time": _yyyymmdd(m["registration_init_time"][rows]),
         }
@@ -388,10 +391,18 @@ def inject_drift(logs: pa.Table, strength: float, seed: int) -> pa.Table:
 
 
 def write_daily(
-    lake: Lake, profile: Profile, seed: int, start: dt.date, end: dt.date, drift: float = 0.0
+    lake: Lake,
+    profile: Profile,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    drift: float = 0.0,
+    member_updates: float = 0.0,
 ) -> dict[str, Any]:
     """Write one drop per day and table (`bronze/<table>/dt=D/<table>.csv`), same users as the dump;
-    `drift` > 0 shifts the drops' listening (see `inject_drift`).
+    `drift` > 0 shifts the drops' listening (see `inject_drift`); `member_updates` > 0 re-delivers that
+    share of the dump's member rows each day with a new city and registration channel (see
+    `members.member_updates`), so point-in-time member features have something to prove.
 
     The rows come from the dump's state when it was made from this seed and profile (only the days'
     listening is simulated), else from re-simulating every chunk; both give the same bytes.
@@ -406,12 +417,13 @@ def write_daily(
     rows: dict[str, int] = defaultdict(int)
     for first in range(lo, hi + 1, step):
         last = min(first + step - 1, hi)
-        drops = _daily_tables(future.window(first, last), first, last, drift, profile.chunk_users)
+        drops = _daily_tables(future.window(first, last), first, last, drift, profile.chunk_users,
+                              member_updates)  # fmt: skip
         for (table, day), combined in sorted(drops.items()):
             lake.write_csv(kkbox.daily_path(table, kkbox.EPOCH + dt.timedelta(days=day)), combined)
             rows[table] += combined.num_rows
     summary = {"profile": profile.name, "seed": seed, "days": [str(start), str(end)], "rows": dict(rows),
-               "drift": drift, "source": source,
+               "drift": drift, "member_updates": member_updates, "source": source,
                "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
     return summary
 
@@ -429,14 +441,15 @@ def _simulated_future(profile: Profile, seed: int, lo: int, hi: int) -> Future:
         np.concatenate([f.uid for f in futures]),
         pa.concat_arrays([f.msno_of for f in futures]),
         *({k: np.concatenate([getattr(f, part)[k] for f in futures]) for k in getattr(futures[0], part)}
-          for part in ("intervals", "transactions", "members")),
+          for part in ("intervals", "transactions", "members", "known_members")),
     )  # fmt: skip
 
 
 def _daily_tables(
-    future: Future, lo: int, hi: int, drift: float, chunk_users: int
+    future: Future, lo: int, hi: int, drift: float, chunk_users: int, member_share: float = 0.0
 ) -> dict[tuple[str, int], pa.Table]:
-    """Each day's members, transactions and user_logs rows, in chunk order (drift drawn per chunk)."""
+    """Each day's members (new ones, then updates), transactions and user_logs rows, in chunk order
+    (drift drawn per chunk)."""
     logs = _log_rows(future, lo, hi)
     table = _logs_table(future, logs)
     if drift > 0 and table.num_rows:
@@ -453,7 +466,13 @@ def _daily_tables(
     drops = {}
     for day in range(lo, hi + 1):
         ymd = kkbox.to_yyyymmdd(np.array([day]))[0]
-        drops[("members", day)] = members_table(future, np.flatnonzero(member_days == day))
+        members = members_table(future, np.flatnonzero(member_days == day))
+        if member_share > 0:
+            updates = member_updates(future.seed, future.known_members, day, member_share)
+            members = pa.concat_tables(
+                [members, members_table(future, np.arange(updates["uid"].size), updates)]
+            )
+        drops[("members", day)] = members
         drops[("transactions", day)] = transactions_table(future, np.flatnonzero(tx_days == day))
         drops[("user_logs", day)] = table.filter(pa.array(log_days == ymd))
     return drops

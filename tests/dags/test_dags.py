@@ -278,7 +278,7 @@ print("STATE", bag.get_dag("churn_weekly_drift").test(logical_date=monday).state
     assert registry.alias_version(settings, registry.CHAMPION) == 1
     tags = registry.client(settings).get_model_version(settings.model_name, "1").tags
     assert tags["airflow_dag_id"] == "churn_training" and tags["airflow_run_id"]
-    assert tags["train_cohorts"] == "2017-01,2017-02"  # the form's override reached training
+    assert tags["train_cohorts"] == "2016-12,2017-01"  # the form's override reached training
     check = create_engine(pg_url)
     with check.connect() as db:
         published = db.execute(

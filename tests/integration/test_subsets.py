@@ -23,6 +23,7 @@ from churn.data.silver import read_silver
 from churn.db import make_engine
 from churn.errors import ChurnError
 from churn.features.gold import build_gold_features, build_labels, read_features, read_labels
+from churn.features.labels import knowable_on
 from churn.features.spec import SPEC
 from churn.lake import Lake
 from churn.migrations import upgrade
@@ -272,7 +273,7 @@ def test_short_history_trains_only_when_asked_and_never_promotes(tmp_path: Path,
     ):
         train(lake, settings, params, "2017-03", "t-refused")
     result = train(lake, settings, params, "2017-03", "t-short", allow_short_history=True)
-    assert result.train_cohorts == ["2017-01", "2017-02"]  # transactions cover both eves
+    assert result.train_cohorts == ["2016-12", "2017-01"]  # transactions cover every eve
     assert not result.decision.promote and "short history" in result.decision.reason
     assert registry.alias_version(settings, registry.CHAMPION) is None
     tags = registry.client(settings).get_model_version(settings.model_name, str(result.version)).tags
@@ -289,19 +290,20 @@ def test_short_history_opt_in_trains_on_the_cohorts_whose_eve_has_history(
     from churn.synth.writer import write_dump
 
     lake = Lake(str(tmp_path / "lake"))
-    write_dump(lake, get_profile("tiny", users=1500, days=100), seed=9)  # history from 2016-12-21
+    write_dump(lake, get_profile("tiny", users=1500, days=131), seed=9)  # history from 2016-11-21
     root = tmp_path / "mlflow"
     settings = settings_for(
         lake, mlflow_tracking_uri=f"sqlite:///{root}.db", mlflow_artifact_location=str(root)
     )
     ingest(lake, settings, "dump")
-    # December holds 11 days of data: the eve of 2017-01 has no history behind it, that of 2017-02 has.
-    with pytest.raises(ShortHistoryError, match=r"2017-01 \(eve 2016-12-31\): no transactions, user logs"):
+    # November holds 10 days of data: the eve of 2016-12 has no history behind it, that of 2017-01 has.
+    with pytest.raises(ShortHistoryError, match=r"2016-12 \(eve 2016-11-30\): no transactions, user logs"):
         train(lake, settings, params, "2017-03", "t-refused")
     result = train(lake, settings, params, "2017-03", "t-short", allow_short_history=True)
-    assert result.train_cohorts == ["2017-02"]
-    assert result.metrics["rows_train"] == len(read_labels(lake, "2017-02"))
-    assert not lake.exists("gold/labels/cohort=2017-01")  # the dropped cohort is not built
+    assert result.train_cohorts == ["2017-01"]
+    expiry = read_labels(lake, "2017-01")["expiry_date"].cast("int32").to_numpy()
+    assert result.metrics["rows_train"] == knowable_on(expiry, dt.date(2017, 2, 28)).sum() > 100
+    assert not lake.exists("gold/labels/cohort=2016-12")  # the dropped cohorts are not built
     assert not result.decision.promote
 
 

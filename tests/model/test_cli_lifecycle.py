@@ -37,7 +37,7 @@ def test_cli_trains_registers_and_scores(tmp_path: Path, pg_url: str) -> None:
 
     churn("synth", "--profile", "tiny", "--seed", "7")
     churn("ingest")
-    fewer = ["lightgbm.n_estimators=60", "train.samplers=[none]", "train.train_cohorts=2"]
+    fewer = ["lightgbm.n_estimators=60", "train.samplers=[none]", "train.train_cohorts=3"]
     out = churn("train", "--cohort", "2017-03", *[arg for value in fewer for arg in ("--set", value)])
     figures = re.search(
         r"v1 .*val log loss ([\d.]+), AUC ([\d.]+), ECE ([\d.]+), "

@@ -7,6 +7,7 @@ strong champion: challenger), then a manual rollback.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,26 @@ import pytest
 
 from churn.data.silver import silver_version
 from churn.errors import ChurnError
+from churn.features.labels import RENEWAL_WINDOW_DAYS, snapshot_date
 from churn.features.spec import FEATURE_NAMES, SPEC_HASH
 from churn.lake import Lake
 from churn.model import registry
 from churn.model.params import Params
 from churn.model.pipeline import FeatureFrameError, churn_probability
-from churn.model.training import TrainResult, labelled_frame, lineage_tags, train
+from churn.model.training import (
+    TrainResult,
+    knowable_training_frame,
+    labelled_frame,
+    lineage_tags,
+    train,
+    validation_split,
+)
 from churn.settings import Settings
 
 COHORT = "2017-03"
 METRICS = ("val_log_loss", "val_roc_auc", "val_pr_auc", "val_brier", "val_ece", "val_lift_top_decile",
-           "oracle_log_loss", "oracle_roc_auc", "val_log_loss_none", "val_log_loss_random_under")  # fmt: skip
+           "oracle_log_loss", "oracle_roc_auc", "selection_log_loss", "selection_log_loss_none",
+           "selection_log_loss_random_under")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +53,10 @@ def setup(small_lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> tuple[L
 
 
 def weak(params: Params) -> Params:
-    """The same pipeline with two stumps: clearly worse, still a valid model."""
-    return params.model_copy(
-        update={"lightgbm": params.lightgbm.model_copy(update={"n_estimators": 2, "num_leaves": 2})}
-    )
+    """The same pipeline with two stumps that may not split (no leaf can hold a million users): the base
+    rate, calibrated. Clearly worse, still a valid model."""
+    weakened = {"n_estimators": 2, "num_leaves": 2, "min_child_samples": 1_000_000}
+    return params.model_copy(update={"lightgbm": params.lightgbm.model_copy(update=weakened)})
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +85,10 @@ def test_run_logs_all_metrics_plots_and_lineage(
     run = _client(settings).get_run(result.run_id)
     for name in METRICS:
         assert np.isfinite(run.data.metrics[name]), name
-    assert run.data.metrics["val_log_loss"] == min(run.data.metrics["val_log_loss_none"],
-                                                   run.data.metrics["val_log_loss_random_under"])  # fmt: skip
+    candidates = [run.data.metrics[f"selection_log_loss_{name}"] for name in ("none", "random_under")]
+    assert run.data.metrics["selection_log_loss"] == min(candidates)
     assert run.data.params["sampler"] == result.sampler
-    assert run.data.params["train_cohorts"] == "2017-01,2017-02"
+    assert run.data.params["train_cohorts"] == "2016-12,2017-01"  # 2017-02's labels mature in March
     artifacts = {a.path for a in _client(settings).list_artifacts(result.run_id, "plots")}
     assert artifacts == {f"plots/{n}.png" for n in ("roc", "pr", "calibration", "feature_importance")}
     tags = run.data.tags
@@ -123,9 +133,9 @@ def test_gate_promotes_first_and_better_models_and_keeps_the_champion_against_a_
     assert first.decision.promote and first.decision.reason == "no champion to beat"
     assert strong.decision.promote
     assert strong.decision.champion_version == first.version
-    assert strong.metrics["val_log_loss"] < strong.decision.champion_log_loss
+    assert strong.metrics["selection_log_loss"] < strong.decision.champion_log_loss
     assert not again.decision.promote
-    assert again.decision.champion_log_loss == pytest.approx(strong.metrics["val_log_loss"])
+    assert again.decision.champion_log_loss == pytest.approx(strong.metrics["selection_log_loss"])
     assert registry.alias_version(settings, registry.CHAMPION) == strong.version
     assert registry.alias_version(settings, registry.CHALLENGER) in {again.version, runs["sampled"].version}
     tags = _client(settings).get_model_version(settings.model_name, str(again.version)).tags
@@ -196,7 +206,7 @@ def test_the_train_command_takes_overrides_a_sample_and_no_promotion(setup: tupl
            "CHURN_PARAMS_FILE": str(Path(__file__).resolve().parents[2] / "params.yaml")}  # fmt: skip
     champion = registry.alias_version(settings, registry.CHAMPION)
     options = ["--no-promote", "--sample-fraction", "0.5", "--set", "lightgbm.num_leaves=4",
-               "--set", "train.samplers=[none]"]  # fmt: skip
+               "--set", "train.samplers=[none]", "--set", "train.train_cohorts=2"]  # fmt: skip
     result = run_churn("train", "--cohort", COHORT, *options, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (
@@ -209,3 +219,46 @@ def test_the_train_command_takes_overrides_a_sample_and_no_promotion(setup: tupl
     assert registry.alias_version(settings, registry.CHAMPION) == champion
     bad = run_churn("train", "--cohort", COHORT, "--set", "lightgbm.no_such=1", env=env)
     assert bad.returncode == 1 and "lightgbm.no_such" in bad.stderr, bad.stderr
+
+
+def _splits(settings: Settings, result: TrainResult) -> dict[str, Any]:
+    return mlflow.artifacts.load_dict(f"runs:/{result.run_id}/splits.json")
+
+
+def test_no_training_label_matures_after_the_validation_eve(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult], params: Params
+) -> None:
+    lake, settings = setup
+    result = runs["strong"]
+    eve = (snapshot_date(COHORT) - dt.date(1970, 1, 1)).days
+    frame, counts = knowable_training_frame(lake, COHORT, result.train_cohorts)
+    assert len(frame) == result.metrics["rows_train"] > 500  # what training read, exactly
+    assert (frame["label_expiry"] + RENEWAL_WINDOW_DAYS <= eve).all()
+    # Not vacuous: the last training cohort (January) has expiries too late to be known on February 28.
+    january = labelled_frame(lake, "2017-01", with_msno=False)
+    assert (
+        (january["label_expiry"] + RENEWAL_WINDOW_DAYS > eve).sum()
+        == counts["2017-01"]["rows"] - counts["2017-01"]["knowable"]
+        > 0
+    )
+    assert "2017-02" not in result.train_cohorts  # M-1: none of its labels is known on M's eve
+    assert _splits(settings, result)["training"]["cohorts"] == counts
+
+
+def test_reported_metrics_come_from_users_never_used_for_selection(
+    setup: tuple[Lake, Settings], runs: dict[str, TrainResult], params: Params
+) -> None:
+    from sklearn.metrics import log_loss
+
+    lake, settings = setup
+    result = runs["strong"]
+    selection, reported = validation_split(labelled_frame(lake, COHORT), params)
+    assert set(selection["user_id"]).isdisjoint(reported["user_id"]) and len(selection) > 100
+    on_reported = log_loss(reported["is_churn"], churn_probability(result.model, reported), labels=[0, 1])
+    on_selection = log_loss(selection["is_churn"], churn_probability(result.model, selection), labels=[0, 1])
+    assert result.metrics["val_log_loss"] == pytest.approx(on_reported, rel=1e-9)
+    assert result.metrics["selection_log_loss"] == pytest.approx(on_selection, rel=1e-9)
+    assert result.decision.challenger_log_loss == result.metrics["selection_log_loss"]  # the gate's figure
+    assert result.metrics["rows_val"] == len(reported) and result.metrics["rows_selection"] == len(selection)
+    split = _splits(settings, result)["validation"]
+    assert (split["selection_rows"], split["reported_rows"]) == (len(selection), len(reported))

@@ -3,6 +3,7 @@ training, and a user twice on either side refused rather than counted twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ def write(lake: Lake, labels: list[str], featured: list[str]) -> None:
     lake.write_parquet(
         f"gold/labels/cohort={COHORT}/part-0.parquet",
         pa.table({"msno": labels, "user_id": np.arange(len(labels), dtype=np.int64) + 10,
-                  "is_churn": np.array([i % 2 for i in range(len(labels))], dtype=np.int8)}),
+                  "is_churn": np.array([i % 2 for i in range(len(labels))], dtype=np.int8),
+                  "expiry_date": pa.array([dt.date(2017, 3, 1 + i) for i in range(len(labels))])}),
     )  # fmt: skip
     columns = {"msno": featured, "user_id": np.arange(len(featured), dtype=np.int64)}
     columns |= {name: np.arange(len(featured), dtype=np.float64) + 0.5 for name in FEATURE_NAMES}

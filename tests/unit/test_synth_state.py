@@ -62,25 +62,29 @@ def with_state(dumped: Path, root: Path) -> Lake:
 
 
 @pytest.mark.parametrize(
-    ("first", "last", "drift"),
+    ("first", "last", "drift", "updates"),
     [
-        ("2017-04-01", "2017-04-10", 0.0),  # more days than are drawn at once without drift
-        ("2017-05-30", "2017-06-02", 0.5),  # drift: one random stream per chunk over the whole range
-        ("2018-03-31", "2018-03-31", 0.0),  # the simulation's last day
+        ("2017-04-01", "2017-04-10", 0.0, 0.0),  # more days than are drawn at once without drift
+        ("2017-05-30", "2017-06-02", 0.5, 0.0),  # drift: one random stream per chunk over the whole range
+        ("2018-03-31", "2018-03-31", 0.0, 0.0),  # the simulation's last day
+        ("2017-04-01", "2017-04-09", 0.0, 0.05),  # members re-delivered with a new city and channel
     ],
 )
 def test_daily_drops_from_the_state_are_the_re_simulated_ones(
-    dumped: Path, tmp_path: Path, first: str, last: str, drift: float
+    dumped: Path, tmp_path: Path, first: str, last: str, drift: float, updates: float
 ) -> None:
     start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
     lake = with_state(dumped, tmp_path / "with-state")
-    from_state = write_daily(lake, small_full(), SEED, start, end, drift)
-    simulated = write_daily(Lake(str(tmp_path / "fresh")), small_full(), SEED, start, end, drift)
+    from_state = write_daily(lake, small_full(), SEED, start, end, drift, updates)
+    simulated = write_daily(Lake(str(tmp_path / "fresh")), small_full(), SEED, start, end, drift, updates)
     assert (from_state["source"], simulated["source"]) == ("state", "simulated")
     assert from_state["rows"] == simulated["rows"] and from_state["rows"]["user_logs"] > 0
     ours, theirs = drops(tmp_path / "with-state"), drops(tmp_path / "fresh")
     assert len(ours) == 3 * ((end - start).days + 1)
     assert ours == theirs
+    if updates:  # the updates are there, and they are rows of members the dump already had
+        new_members = write_daily(Lake(str(tmp_path / "plain")), small_full(), SEED, start, end, drift)
+        assert from_state["rows"]["members"] > new_members["rows"]["members"] + 20
 
 
 def test_a_state_made_from_another_seed_or_profile_is_not_used(dumped: Path, tmp_path: Path) -> None:
