@@ -25,8 +25,19 @@ MAX_TRANSACTIONS = 2_000
 MAX_LOG_ROWS = 10_000
 
 
+class Reason(BaseModel):
+    """One input's share of the score: the base model's contribution in log-odds (> 0 raises the churn
+    probability), the user's value as the model read it (null: missing)."""
+
+    feature: str
+    description: str
+    value: float | None
+    contribution: float
+
+
 class Score(BaseModel):
-    """One published nightly score."""
+    """One published nightly score (contract 2: the first six fields are contract 1's, unchanged; the
+    rest were appended)."""
 
     msno: str
     score_date: dt.date
@@ -34,6 +45,22 @@ class Score(BaseModel):
     risk_band: str
     model_version: int
     run_id: str
+    revenue_at_risk: float | None = Field(
+        None, description="churn_probability x price_per_30d: the expected loss over the next 30 days"
+    )
+    price_per_30d: float | None = Field(
+        None, description="the last transaction's amount paid / plan days x 30 (null: a plan without days)"
+    )
+    plan_days: int | None = Field(None, description="payment_plan_days of the last transaction")
+    payment_method: int | None = Field(None, description="payment_method_id of the last transaction")
+    auto_renew: bool | None = Field(None, description="is_auto_renew of the last transaction")
+    city: int | None = None
+    reasons: list[Reason] | None = Field(
+        None, description="top 3 inputs raising the probability, then the one lowering it most"
+    )
+    reasons_source: Literal["stored", "computed"] | None = Field(
+        None, description="stored with the score, or computed from that date's Gold features on request"
+    )
 
 
 class ScorePage(BaseModel):
@@ -89,6 +116,9 @@ class Prediction(BaseModel):
     risk_band: str
     model_version: int
     source: Literal["lake", "events"]
+    revenue_at_risk: float | None = None
+    price_per_30d: float | None = None
+    reasons: list[Reason]
 
 
 class ChampionModel(BaseModel):

@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pandera.pandas as pandera
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,7 +37,7 @@ from churn.data.silver import (
     silver_last_day,
     silver_version,
 )
-from churn.data.userkey import decode_msno
+from churn.data.userkey import bucket_of, decode_msno, user_id_of
 from churn.errors import ChurnError
 from churn.features.inputs import feature_inputs
 from churn.features.labels import (
@@ -273,6 +274,21 @@ def build_gold_features(lake: Lake, settings: Settings, as_of: dt.date, run_id: 
 def read_features(lake: Lake, as_of: dt.date) -> pa.Table:
     """Gold features as of a date (built before)."""
     return lake.read_parquet(features_prefix(as_of))
+
+
+def read_user_features(lake: Lake, as_of: dt.date, msno: str) -> pd.DataFrame | None:
+    """One user's Gold features as of a date, read from the one bucket part that holds them (the API's
+    reasons for a stored score); None when the date's features or the user are not there."""
+    try:
+        user_id = user_id_of(msno)
+    except ValueError:
+        return None
+    bucket = int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
+    part = f"{features_prefix(as_of)}/part-{bucket:03d}.parquet"
+    if not lake.exists(part):
+        return None
+    table = lake.read_parquet_where(part, [("msno", "=", msno)])
+    return None if table.num_rows == 0 else table.to_pandas()
 
 
 def _fresh(lake: Lake, manifest_path: str, **expected: str) -> bool:

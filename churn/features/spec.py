@@ -113,6 +113,31 @@ GROUP_TABLES: dict[str, str] = {
 }  # fmt: skip
 """The Silver table each feature group is built from (an absent table leaves its group missing)."""
 CATEGORICAL: tuple[str, ...] = ("last_payment_method", "city", "gender", "registered_via")
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A ratio the model forms from two features (the trees cannot form it from splits alone)."""
+
+    name: str
+    numerator: str
+    denominator: str
+    description: str
+
+
+DERIVED: tuple[Derived, ...] = (
+    Derived("paid_per_plan_day", "last_paid", "last_plan_days", "amount paid per plan day, last transaction"),
+    Derived("secs_per_active_day_30d", "secs_30d", "active_days_30d",
+            "seconds played per active day, last 30 days"),
+    Derived("expiry_over_plan", "days_to_expiry", "last_plan_days",
+            "days to expiry as a share of the plan's length"),
+)  # fmt: skip
+"""Inputs the model derives from the features (`churn.model.pipeline.FeatureFrame`); not part of Gold, so
+not of SPEC_HASH."""
+DESCRIPTIONS: dict[str, str] = {f.name: f.description for f in SPEC} | {
+    d.name: d.description for d in DERIVED
+}
+"""What every model input means, for the reasons given with a score."""
 SPEC_HASH = hashlib.sha256(
     json.dumps({"spec": [asdict(f) for f in SPEC], "windows": WINDOWS, "version": 1}, sort_keys=True).encode()
 ).hexdigest()[:16]

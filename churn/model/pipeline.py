@@ -26,15 +26,11 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from churn.errors import ChurnError
-from churn.features.spec import CATEGORICAL, FEATURE_NAMES
+from churn.features.spec import CATEGORICAL, DERIVED, FEATURE_NAMES
 from churn.model.params import Params
 
-# Derived inputs: name -> (numerator, denominator). Ratios the trees cannot form from splits alone.
-DERIVED: dict[str, tuple[str, str]] = {
-    "paid_per_plan_day": ("last_paid", "last_plan_days"),
-    "secs_per_active_day_30d": ("secs_30d", "active_days_30d"),
-    "expiry_over_plan": ("days_to_expiry", "last_plan_days"),
-}
+INPUT_NAMES: tuple[str, ...] = (*FEATURE_NAMES, *(d.name for d in DERIVED))
+"""The model's input columns: the features in spec order, then the derived ratios."""
 
 
 class FeatureFrameError(ChurnError, ValueError):
@@ -96,10 +92,10 @@ class FeatureFrame(TransformerMixin, BaseEstimator):
             values[np.isinf(values)] = np.nan
             columns[name] = values
         with np.errstate(divide="ignore", invalid="ignore"):
-            for name, (numerator, denominator) in DERIVED.items():
-                bottom = columns[denominator]
-                ratio = columns[numerator] / np.where(bottom != 0, bottom, np.float32(np.nan))
-                columns[name] = ratio.astype(np.float32, copy=False)
+            for derived in DERIVED:
+                bottom = columns[derived.denominator]
+                ratio = columns[derived.numerator] / np.where(bottom != 0, bottom, np.float32(np.nan))
+                columns[derived.name] = ratio.astype(np.float32, copy=False)
         for name in self.categorical:
             codes = columns[name].astype(np.float64)  # the levels are float64: compare alike
             columns[name] = pd.Categorical(codes, categories=self.categories_[name])
@@ -107,7 +103,7 @@ class FeatureFrame(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Column names of the model input."""
-        return np.array([*self.features, *DERIVED], dtype=object)
+        return np.array([*self.features, *(d.name for d in DERIVED)], dtype=object)
 
 
 def make_sampler(name: str, ratio: float, seed: int) -> Any:

@@ -10,7 +10,7 @@ of one day are refused as validation refuses them in Silver.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -32,7 +32,9 @@ from churn.features.inputs import feature_inputs
 from churn.features.spec import FEATURE_NAMES, build_features
 from churn.lake import Lake
 from churn.model.champion import LoadedModel
+from churn.model.reasons import Reason, contributions, top_reasons
 from churn.scores.bands import risk_bands
+from churn.scores.revenue import price_per_30d, revenue_at_risk
 
 LIVE_USER_ID = 0  # raw events carry no lake key; the frame needs one
 
@@ -87,6 +89,9 @@ class LivePrediction:
     risk_band: str
     model_version: int
     source: str  # "lake" (a known user's Silver rows) or "events" (raw events sent with the request)
+    revenue_at_risk: float | None = None
+    price_per_30d: float | None = None
+    reasons: list[Reason] = field(default_factory=list)
 
 
 def _table(spec: kkbox.Table, records: list[BaseModel]) -> pa.Table:
@@ -240,10 +245,31 @@ def predict(
         day, frame = _from_lake(lake, msno, as_of, silver or SilverDays())
     probability = float(churn_probability(loaded.model, frame)[0])
     band = str(risk_bands([probability], thresholds)[0])
+    price = float(price_per_30d(frame["last_paid"], frame["last_plan_days"])[0])
+    revenue = float(revenue_at_risk(probability, price))
     if record is not None:
         record.append({
             "requested_at": dt.datetime.now(dt.UTC), "source": source, "msno": msno, "as_of": day,
             "model_version": loaded.version, "churn_probability": probability,
             **{name: float(frame.iloc[0][name]) for name in FEATURE_NAMES},
         })  # fmt: skip
-    return LivePrediction(msno, day, probability, band, loaded.version, source)
+    return LivePrediction(msno, day, probability, band, loaded.version, source,
+                          None if np.isnan(revenue) else revenue, None if np.isnan(price) else price,
+                          top_reasons(contributions(loaded.model, frame))[0])  # fmt: skip
+
+
+def reasons_from_gold(
+    lake: Lake, loaded: LoadedModel, msno: str, score: dict[str, Any]
+) -> list[Reason] | None:
+    """The reasons of a published score whose reasons were not stored (a band below those the nightly
+    job explains), computed from that date's Gold features, the very rows it scored. Only when the loaded
+    champion is the version that scored it (another version's reasons would explain another number);
+    None when it is not, or the Gold features of that date are gone."""
+    from churn.features import gold
+
+    if loaded.version != int(score["model_version"]):
+        return None
+    frame = gold.read_user_features(lake, dt.date.fromisoformat(str(score["score_date"])), msno)
+    if frame is None:
+        return None
+    return top_reasons(contributions(loaded.model, frame))[0]

@@ -1,10 +1,12 @@
 """The score tables: run bookkeeping, atomic per-date publishing, retention, recovery from dead runs.
 
-PostgreSQL: rows are COPY'd into a fresh table of the run, which gets its indexes (unique msno for
-lookups, probability-desc for pages) and a CHECK on the date after the load; then one short transaction
-detaches and drops the date's old partition, attaches the new one (the CHECK spares the scan) and marks
-the run published. Readers of `churn_scores` see the old day or the new one, never a mix, and never a
-half-loaded table. Retention counts back from the newest published date, never from the requested one.
+PostgreSQL: rows are COPY'd into a fresh table of the run, which gets its indexes (unique msno for lookups,
+probability-desc and revenue-desc for pages) and a CHECK on the date after the load; then one short
+transaction detaches and drops the date's old partition, attaches the new one (the CHECK spares the scan) and
+marks the run published. A score's context (revenue at risk, reasons, the plan it is on) is in the same rows,
+so it is published with the scores or not at all. Readers of `churn_scores` see the old day or the new one,
+never a mix, and never a half-loaded table. Retention counts back from the newest published date, never from
+the requested one.
 
 SQLite (fallback): the same contract with DELETE + INSERT of the date's rows in one transaction.
 
@@ -37,7 +39,28 @@ log = logging.getLogger(__name__)
 _LOCK_BASE = 0x73636F7265 << 20  # "score" << 20: one advisory lock key per score date (+ day number)
 _STAGE_PREFIX = "churn_scores_stage_"
 _PARTITION = re.compile(r"^churn_scores_p(\d{8})$")
+REVENUE_ORDER = "(COALESCE(revenue_at_risk, -1))"  # the revenue sort key: unknown (NULL) after every known
 SCORE_COLUMNS = ("msno", "churn_probability", "risk_band")
+"""The per-user columns every published batch has."""
+CONTEXT_COLUMNS: dict[str, pa.DataType] = {
+    "revenue_at_risk": pa.float64(), "price_per_30d": pa.float64(), "plan_days": pa.int32(),
+    "payment_method": pa.int32(), "auto_renew": pa.bool_(), "city": pa.int32(), "reasons": pa.string(),
+}  # fmt: skip
+"""The per-user columns a batch may carry beside them (migration 005; NULL where a batch has none)."""
+PUBLISHED_COLUMNS = (*SCORE_COLUMNS, *CONTEXT_COLUMNS)
+
+
+def complete_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch with every published column in order: its context columns cast to their types, the ones
+    it lacks as NULL (so a writer of the three score columns alone still publishes)."""
+    missing = [name for name in SCORE_COLUMNS if name not in batch.schema.names]
+    if missing:
+        raise ChurnError(f"a scores batch lacks column(s) {', '.join(missing)}")
+    arrays = [batch[name] for name in SCORE_COLUMNS]
+    for name, kind in CONTEXT_COLUMNS.items():
+        present = name in batch.schema.names
+        arrays.append(batch[name].cast(kind) if present else pa.nulls(batch.num_rows, kind))
+    return pa.record_batch(arrays, names=list(PUBLISHED_COLUMNS))
 
 
 class ScoringBusyError(ChurnError):
@@ -249,11 +272,12 @@ class _CsvStream(io.RawIOBase):
 
 
 def _csv_chunks(batches: Iterable[pa.RecordBatch], counter: list[int]) -> Iterator[bytes]:
-    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    # Strings quoted (the reasons are JSON), NULL as an empty unquoted field: COPY's CSV reads it as NULL.
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     for batch in batches:
         counter[0] += batch.num_rows
         sink = io.BytesIO()
-        pacsv.write_csv(batch.select(list(SCORE_COLUMNS)), sink, options)
+        pacsv.write_csv(complete_batch(batch), sink, options)
         yield sink.getvalue()
 
 
@@ -266,7 +290,7 @@ def _publish_postgres(
     try:
         cursor = raw.cursor()
         # The load: a plain logged table with the run's constants as column defaults, so COPY carries
-        # only the three per-user columns.
+        # only the per-user columns.
         cursor.execute(f'DROP TABLE IF EXISTS "{stage}"')
         cursor.execute(f'CREATE TABLE "{stage}" (LIKE churn_scores INCLUDING CONSTRAINTS)')
         cursor.execute(
@@ -279,7 +303,7 @@ def _publish_postgres(
         stream = _CsvStream(_csv_chunks(batches, counter))
         try:
             cursor.copy_expert(
-                f'COPY "{stage}" ({", ".join(SCORE_COLUMNS)}) FROM STDIN WITH (FORMAT csv)',
+                f'COPY "{stage}" ({", ".join(PUBLISHED_COLUMNS)}) FROM STDIN WITH (FORMAT csv)',
                 stream,
                 size=1 << 20,
             )
@@ -296,6 +320,7 @@ def _publish_postgres(
         )
         cursor.execute(f'CREATE UNIQUE INDEX "{stage}_msno" ON "{stage}" (msno)')
         cursor.execute(f'CREATE INDEX "{stage}_rank" ON "{stage}" (churn_probability DESC, msno)')
+        cursor.execute(f'CREATE INDEX "{stage}_revenue" ON "{stage}" ({REVENUE_ORDER} DESC, msno)')
         raw.commit()
 
         # The swap: one transaction, a few catalog changes; readers block for its duration only.
@@ -309,6 +334,7 @@ def _publish_postgres(
         cursor.execute(f'ALTER TABLE "{stage}" RENAME TO "{partition}"')
         cursor.execute(f'ALTER INDEX "{stage}_msno" RENAME TO "{partition}_msno"')
         cursor.execute(f'ALTER INDEX "{stage}_rank" RENAME TO "{partition}_rank"')
+        cursor.execute(f'ALTER INDEX "{stage}_revenue" RENAME TO "{partition}_revenue"')
         cursor.execute(f'ALTER TABLE churn_scores ATTACH PARTITION "{partition}" FOR VALUES IN (%s)', (day,))
         cursor.execute(f'ALTER TABLE "{partition}" DROP CONSTRAINT "{stage}_date"')
         _mark_published(cursor, run, counter[0])
@@ -362,13 +388,13 @@ def _publish_sqlite(
 ) -> tuple[int, list[dt.date]]:
     rows = 0
     insert = text(
-        "INSERT INTO churn_scores (score_date, msno, churn_probability, risk_band, model_version, run_id) "
-        "VALUES (:d, :msno, :churn_probability, :risk_band, :v, :r)"
+        f"INSERT INTO churn_scores (score_date, {', '.join(PUBLISHED_COLUMNS)}, model_version, run_id) "
+        f"VALUES (:d, {', '.join(':' + name for name in PUBLISHED_COLUMNS)}, :v, :r)"
     )
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM churn_scores WHERE score_date = :d"), {"d": run.score_date})
         for batch in batches:
-            records = batch.select(list(SCORE_COLUMNS)).to_pylist()
+            records = complete_batch(batch).to_pylist()
             for record in records:
                 record.update(d=run.score_date, v=run.model_version, r=run.run_id)
             if records:
@@ -406,8 +432,8 @@ def _mark_published_sqlite(connection: Connection, run: ScoreRun, rows: int) -> 
 def publish(
     engine: Engine, run: ScoreRun, batches: Iterable[pa.RecordBatch], retention_days: int
 ) -> tuple[int, list[dt.date]]:
-    """Replace the date's scores with these rows (msno, churn_probability, risk_band) and mark the run
-    published, atomically; drop the dates `retention_days` or more before the newest published date
+    """Replace the date's scores with these rows (`SCORE_COLUMNS`, and any of `CONTEXT_COLUMNS`) and mark
+    the run published, atomically; drop the dates `retention_days` or more before the newest published date
     (`retention_cutoff`). -> (rows, dates dropped). A date outside the window is refused before the load
     (and again in the swap, should a newer date have been published meanwhile)."""
     started = time.perf_counter()

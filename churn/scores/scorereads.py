@@ -1,22 +1,24 @@
 """Read queries over the published scores: one user, a filtered page, a user's history, a whole day.
 
-Every query binds its values as parameters; the only SQL text assembled here is the choice among fixed
-filter fragments. Pages are keyset-paginated on (probability desc, msno asc): a page costs the same at
-the millionth row as at the first. A cursor carries the run its first page read: later pages read that
-run's rows only, and once the day is re-published the cursor is refused (`CursorExpiredError`) rather
-than continue on another run's rows.
+Every query binds its values as parameters; the only SQL text assembled here is the choice among fixed filter
+fragments. Pages are keyset-paginated on (probability desc, msno asc), or on (revenue at risk desc, msno asc)
+with unknown revenue last: a page costs the same at the millionth row as at the first. A cursor carries the
+run its first page read: later pages read that run's rows only, and once the day is re-published the cursor is
+refused (`CursorExpiredError`) rather than continue on another run's rows.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
+import io
 import json
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -24,10 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from churn.data.events import MSNO_PATTERN
 from churn.errors import ChurnError
-from churn.scores.scoredb import NEWEST_PUBLISHED, PUBLISHED_RUN
+from churn.model.reasons import parse_reasons
+from churn.scores.scoredb import NEWEST_PUBLISHED, PUBLISHED_RUN, REVENUE_ORDER
 
-SCORE_FIELDS = "msno, score_date, churn_probability, risk_band, model_version, run_id"
-CSV_FIELDS = "score_date, msno, churn_probability, risk_band, model_version, run_id"
+CONTRACT_VERSION = "2"
+"""The version of the scores' JSON fields and CSV columns (header `Churn-Scores-Contract`). Changes are
+additive: version 1 had the first six fields; version 2 appended the context after them (README, "Reading
+the scores")."""
+CONTEXT_FIELDS = "revenue_at_risk, price_per_30d, plan_days, payment_method, auto_renew, city, reasons"
+SCORE_FIELDS = f"msno, score_date, churn_probability, risk_band, model_version, run_id, {CONTEXT_FIELDS}"
+CSV_FIELDS = f"score_date, msno, churn_probability, risk_band, model_version, run_id, {CONTEXT_FIELDS}"
+SORTS = {"probability": "churn_probability", "revenue_at_risk": REVENUE_ORDER}
+"""The page orders: name -> the sort key's SQL (both descending, then msno ascending)."""
 
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+-]{1,128}")  # what `churn.logs.new_run_id` and Airflow give
@@ -43,22 +53,30 @@ class CursorExpiredError(ChurnError):
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the next page starts: the day and run of the first page, and the last row's sort key."""
+    """Where the next page starts: the day and run of the first page, and the last row's sort key (its
+    probability, or its revenue at risk with -1 for unknown, by `sort`)."""
 
     score_date: dt.date
     run_id: str
-    probability: float
+    key: float
     msno: str
+    sort: str = "probability"
 
 
 @dataclass(frozen=True)
 class PageFilter:
-    """The filters of GET /scores; `score_date` None means the newest published date."""
+    """The filters and order of GET /scores; `score_date` None means the newest published date."""
 
     score_date: dt.date | None = None
     min_probability: float | None = None
     max_probability: float | None = None
     risk_band: str | None = None
+    plan_days: int | None = None
+    payment_method: int | None = None
+    auto_renew: bool | None = None
+    city: int | None = None
+    min_revenue_at_risk: float | None = None
+    sort: str = "probability"
 
 
 async def newest_published_date(connection: AsyncConnection) -> dt.date | None:
@@ -126,6 +144,18 @@ class NewestDate:
         return self._value
 
 
+def score_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A published row as readers get it: the stored reasons with their descriptions (`reasons_source`
+    "stored"; None where none were stored), auto_renew as a boolean (SQLite holds 0/1)."""
+    item = dict(row)
+    reasons = parse_reasons(item["reasons"])
+    item["reasons"] = None if reasons is None else [asdict(reason) for reason in reasons]
+    item["reasons_source"] = None if reasons is None else "stored"
+    if item["auto_renew"] is not None:
+        item["auto_renew"] = bool(item["auto_renew"])
+    return item
+
+
 async def latest_score(
     connection: AsyncConnection, msno: str, newest: NewestDate | None = None
 ) -> dict[str, Any] | None:
@@ -144,7 +174,7 @@ async def latest_score(
             text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE msno = :m ORDER BY score_date DESC LIMIT 1"),
             {"m": msno},
         )).mappings().first()  # fmt: skip
-    return dict(row) if row is not None else None
+    return score_row(row) if row is not None else None
 
 
 async def history(connection: AsyncConnection, msno: str) -> list[dict[str, Any]]:
@@ -152,24 +182,27 @@ async def history(connection: AsyncConnection, msno: str) -> list[dict[str, Any]
     rows = await connection.execute(
         text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE msno = :m ORDER BY score_date DESC"), {"m": msno}
     )
-    return [dict(r) for r in rows.mappings()]
+    return [score_row(r) for r in rows.mappings()]
 
 
 def encode_cursor(cursor: Cursor) -> str:
     """An opaque cursor after a row: the date and run it pages and the row's sort key."""
-    raw = json.dumps([cursor.score_date.isoformat(), cursor.run_id, cursor.probability, cursor.msno]).encode()
+    raw = json.dumps(
+        [cursor.score_date.isoformat(), cursor.run_id, cursor.key, cursor.msno, cursor.sort]
+    ).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _probability(value: Any) -> float:
-    """A cursor's probability: a finite number in [0, 1] (a huge integer or 1e999 is refused here, not
-    by an overflow in the query)."""
+def _sort_key(value: Any, sort: str) -> float:
+    """A cursor's sort key: a finite probability in [0, 1], or a finite revenue >= -1 (a huge integer or
+    1e999 is refused here, not by an overflow in the query)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("probability is not a number")
-    probability = float(value)
-    if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
-        raise ValueError("probability is outside 0..1")
-    return probability
+        raise TypeError("sort key is not a number")
+    key = float(value)
+    low, high = (0.0, 1.0) if sort == "probability" else (-1.0, 1e12)
+    if not (math.isfinite(key) and low <= key <= high):
+        raise ValueError("sort key is out of range")
+    return key
 
 
 def decode_cursor(cursor: str) -> Cursor:
@@ -178,14 +211,16 @@ def decode_cursor(cursor: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
-        if not isinstance(values, list) or len(values) != 4:
-            raise TypeError("not a list of four values")
-        day, run_id, probability, msno = values
+        if not isinstance(values, list) or len(values) not in (4, 5):
+            raise TypeError("not a list of four or five values")
+        day, run_id, key, msno, sort = [*values, "probability"][:5]  # four: a cursor of contract 1
+        if sort not in SORTS:
+            raise ValueError("not a sort")
         if not (isinstance(run_id, str) and RUN_ID_PATTERN.fullmatch(run_id)):
             raise ValueError("not a run id")
         if not (isinstance(msno, str) and re.fullmatch(MSNO_PATTERN, msno)):
             raise ValueError("not an msno")
-        return Cursor(dt.date.fromisoformat(day), run_id, _probability(probability), msno)
+        return Cursor(dt.date.fromisoformat(day), run_id, _sort_key(key, sort), msno, sort)
     except (ValueError, TypeError, OverflowError) as error:
         raise CursorError(f"cursor is not one this API issued ({error.__class__.__name__})") from None
 
@@ -202,7 +237,29 @@ def _where(filters: PageFilter, day: dt.date) -> tuple[str, dict[str, Any]]:
     if filters.risk_band is not None:
         clauses.append("risk_band = :band")
         params["band"] = filters.risk_band
+    for column in ("plan_days", "payment_method", "auto_renew", "city"):
+        if getattr(filters, column) is not None:
+            clauses.append(f"{column} = :{column}")
+            params[column] = getattr(filters, column)
+    if filters.min_revenue_at_risk is not None:
+        clauses.append("revenue_at_risk >= :rmin")
+        params["rmin"] = filters.min_revenue_at_risk
     return " AND ".join(clauses), params
+
+
+def _after(sort: str, key: float, msno: str) -> tuple[str, dict[str, Any]]:
+    """The keyset condition for the rows after (key, msno) in the order `sort`; the redundant `<=` bounds
+    the index scan (the OR alone would make the scan start at the top)."""
+    column = SORTS[sort]
+    return (f" AND {column} <= :ak AND ({column} < :ak OR msno > :am)", {"ak": key, "am": msno})
+
+
+def _key(row: Any, sort: str) -> float:
+    """A row's sort key in the order `sort` (unknown revenue sorts as -1, after every known)."""
+    if sort == "probability":
+        return float(row["churn_probability"])
+    value = row["revenue_at_risk"]
+    return -1.0 if value is None else float(value)
 
 
 async def page(
@@ -221,6 +278,8 @@ async def page(
         after = decode_cursor(cursor)
         if day is not None and after.score_date != day:
             raise CursorError(f"cursor pages {after.score_date}, the request asks for {day}")
+        if after.sort != filters.sort:
+            raise CursorError(f"cursor pages the {after.sort} order, the request asks for {filters.sort}")
         day = after.score_date
     if day is None:
         day = await newest_published_date(connection)
@@ -230,12 +289,12 @@ async def page(
     if after is None:
         where += f" AND run_id = ({PUBLISHED_RUN})"
     else:
-        # the redundant `<=` bounds the index scan; the OR alone would make the scan start at the top
-        where += " AND run_id = :run AND churn_probability <= :ap AND (churn_probability < :ap OR msno > :am)"
-        params.update(run=after.run_id, ap=after.probability, am=after.msno)
+        keyset, values = _after(after.sort, after.key, after.msno)
+        where += " AND run_id = :run" + keyset
+        params.update(run=after.run_id, **values)
     rows = (await connection.execute(
         text(f"SELECT {SCORE_FIELDS} FROM churn_scores WHERE {where} "
-             "ORDER BY churn_probability DESC, msno ASC LIMIT :limit"),
+             f"ORDER BY {SORTS[filters.sort]} DESC, msno ASC LIMIT :limit"),
         {**params, "limit": limit + 1},
     )).mappings().all()  # fmt: skip
     if after is not None and len(rows) <= limit:
@@ -246,11 +305,12 @@ async def page(
                 f"cursor pages run {after.run_id} of {day}, which was replaced ({now}): start again "
                 "without a cursor"
             )
-    items = [dict(r) for r in rows[:limit]]
+    items = [score_row(r) for r in rows[:limit]]
     if len(rows) <= limit:
         return day, items, None
     last = items[-1]
-    return day, items, encode_cursor(Cursor(day, last["run_id"], last["churn_probability"], last["msno"]))
+    return day, items, encode_cursor(Cursor(day, last["run_id"], _key(last, filters.sort), last["msno"],
+                                            filters.sort))  # fmt: skip
 
 
 class ExportInterruptedError(ChurnError):
@@ -283,21 +343,41 @@ async def stream_csv(
     while True:
         clause, values = f"{where} AND run_id = :run", {**params, "run": run_id, "limit": batch}
         if after is not None:
-            clause += " AND churn_probability <= :ap AND (churn_probability < :ap OR msno > :am)"
-            values.update(ap=after[0], am=after[1])
+            keyset, bounds = _after(filters.sort, *after)
+            clause += keyset
+            values.update(bounds)
         async with engine.connect() as connection:
             rows = (await connection.execute(
                 text(f"SELECT {CSV_FIELDS} FROM churn_scores WHERE {clause} "
-                     "ORDER BY churn_probability DESC, msno ASC LIMIT :limit"),
+                     f"ORDER BY {SORTS[filters.sort]} DESC, msno ASC LIMIT :limit"),
                 values,
-            )).all()  # fmt: skip
+            )).mappings().all()  # fmt: skip
             if len(rows) < batch and await published_run(connection, day) != run_id:
                 raise ExportInterruptedError(f"scores of {day} were re-published during the export")
         if rows:
-            yield "".join(
-                f"{r.score_date},{r.msno},{r.churn_probability!r},{r.risk_band},{r.model_version},{r.run_id}\n"
-                for r in rows
-            ).encode()
+            yield csv_rows(rows).encode()
         if len(rows) < batch:
             return
-        after = (rows[-1].churn_probability, rows[-1].msno)
+        after = (_key(rows[-1], filters.sort), rows[-1]["msno"])
+
+
+def _csv_value(value: Any) -> Any:
+    """A column's CSV text: floats in full (repr), booleans as true/false, reasons as JSON, NULL empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def csv_rows(rows: Sequence[Mapping[Any, Any]]) -> str:
+    """Score rows as CSV lines in `CSV_FIELDS` order (RFC 4180 quoting: the reasons are JSON)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = [name.strip() for name in CSV_FIELDS.split(",")]
+    writer.writerows([_csv_value(row[name]) for name in names] for row in rows)
+    return out.getvalue()

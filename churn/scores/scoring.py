@@ -6,9 +6,10 @@ whose only expiries are corrupt (before 2000, the 1970 quirk) count as active wh
 transaction is at most that many days old.
 
 The model is read once from the registry (`champion` alias), checked against the feature spec this code
-builds, and applied to the Gold features as of D in batches; each batch is banded and streamed to the
-database, which publishes the whole date atomically. The nightly run names the features build it
-validated (`features_run_id`): that build is scored or nothing is, never a rebuild no one checked.
+builds, and applied to the Gold features as of D in batches; each batch is banded, given its context (revenue
+at risk, the plan it is on, and for the users a retention team acts on the model's reasons) and streamed to
+the database, which publishes the whole date atomically. The nightly run names the features build it validated
+(`features_run_id`): that build is scored or nothing is, never a rebuild no one checked.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churn.data.silver import require_silver_covers, silver_version
 from churn.db import check_connection, engine_from_settings
@@ -34,8 +36,10 @@ from churn.lineage import airflow_ids, git_commit
 from churn.logs import Progress
 from churn.model.champion import load_champion
 from churn.model.pipeline import churn_probability
+from churn.model.reasons import contributions, reasons_json
 from churn.scores import scoredb
 from churn.scores.bands import band_names, risk_bands
+from churn.scores.revenue import price_per_30d, revenue_at_risk
 from churn.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,27 +58,73 @@ class ScoreReport:
     users_with_features: int = 0
     rows: int = 0
     bands: dict[str, int] = field(default_factory=dict)
+    explained: int = 0  # users whose reasons were stored
     dropped_dates: list[dt.date] = field(default_factory=list)
     abandoned_runs: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def _codes(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """A feature column (float, NaN for missing) as the integer or boolean column it encodes."""
+    return pa.array(values, type=pa.float64(), from_pandas=True).cast(kind)
+
+
+def score_context(
+    model: Any, batch: pa.RecordBatch, p: np.ndarray, explain: np.ndarray
+) -> dict[str, pa.Array]:
+    """What goes beside each score: revenue at risk (`churn.scores.revenue`), the plan columns the pages
+    filter on, and the reasons of the users in `explain` (a mask; exact contributions cost far more than
+    the prediction, so only for the users a retention team acts on unless asked for all)."""
+    frame_columns = {name: batch[name].to_numpy(zero_copy_only=False).astype(np.float64)
+                     for name in ("last_paid", "last_plan_days", "last_payment_method", "last_auto_renew",
+                                  "city")}  # fmt: skip
+    price = price_per_30d(frame_columns["last_paid"], frame_columns["last_plan_days"])
+    reasons = pa.nulls(batch.num_rows, pa.string())
+    if explain.any():
+        chosen = np.flatnonzero(explain)
+        found = reasons_json(contributions(model, batch.take(pa.array(chosen)).to_pandas()))
+        slot = np.full(batch.num_rows, len(chosen))
+        slot[chosen] = np.arange(len(chosen))
+        reasons = pc.take(pa.concat_arrays([found, pa.nulls(1, pa.string())]), pa.array(slot))
+    return {
+        "revenue_at_risk": pa.array(revenue_at_risk(p, price), from_pandas=True),
+        "price_per_30d": pa.array(price, from_pandas=True),
+        "plan_days": _codes(frame_columns["last_plan_days"], pa.int32()),
+        "payment_method": _codes(frame_columns["last_payment_method"], pa.int32()),
+        "auto_renew": _codes(frame_columns["last_auto_renew"], pa.bool_()),
+        "city": _codes(frame_columns["city"], pa.int32()),
+        "reasons": reasons,
+    }
+
+
 def scored_batches(
-    model: Any, features: pa.Table, thresholds: list[float], report: ScoreReport, done: Progress | None = None
+    model: Any,
+    features: pa.Table,
+    thresholds: list[float],
+    report: ScoreReport,
+    done: Progress | None = None,
+    reasons_for_all: bool = False,
 ) -> Iterator[pa.RecordBatch]:
-    """Predict and band the table batch by batch (bounded memory), counting bands and predict time, and
-    in `done` the rows of each batch once its consumer has taken it (streamed to the database)."""
+    """Predict, band and explain the table batch by batch (bounded memory), counting bands and predict
+    time, and in `done` the rows of each batch once its consumer has taken it (streamed to the database).
+
+    Reasons are stored for every band above the lowest (the users a retention team acts on), or for all
+    users with `reasons_for_all`."""
     counts = dict.fromkeys(band_names(thresholds), 0)
     for batch in features.to_batches(max_chunksize=BATCH_ROWS):
         started = time.perf_counter()
         p = churn_probability(model, batch.to_pandas())
         bands = risk_bands(p, thresholds)
+        explain = np.ones(len(p), dtype=bool) if reasons_for_all else p >= thresholds[0]
+        context = score_context(model, batch, p, explain)
+        report.explained += int(explain.sum())
         report.seconds["predict"] = report.seconds.get("predict", 0.0) + time.perf_counter() - started
         for name, count in zip(
             *np.unique(bands.to_numpy(zero_copy_only=False), return_counts=True), strict=True
         ):
             counts[str(name)] += int(count)
-        yield pa.record_batch([batch["msno"], pa.array(p), bands], names=list(scoredb.SCORE_COLUMNS))
+        yield pa.record_batch([batch["msno"], pa.array(p), bands, *context.values()],
+                              names=[*scoredb.SCORE_COLUMNS, *context])  # fmt: skip
         if done is not None:
             done.advance(batch.num_rows)
     report.bands = counts
@@ -130,7 +180,8 @@ def score(
                 report.seconds["features"] = time.perf_counter() - started
                 started = time.perf_counter()
                 with Progress(f"score {score_date}: predicted and published", features.num_rows) as done:
-                    batches = scored_batches(model, features, settings.risk_band_thresholds, report, done)
+                    batches = scored_batches(model, features, settings.risk_band_thresholds, report, done,
+                                             settings.reasons_for_all)  # fmt: skip
                     report.rows, report.dropped_dates = scoredb.publish(
                         engine, run, batches, settings.score_retention_days
                     )

@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 
 from churn.errors import ChurnError
-from churn.features.spec import FEATURE_NAMES
+from churn.features.spec import DERIVED, FEATURE_NAMES
 from churn.model.params import Params
 from churn.model.pipeline import (
-    DERIVED,
     FeatureFrame,
     FeatureFrameError,
     build_pipeline,
@@ -55,7 +54,7 @@ def test_cleaning_derived_columns_and_unseen_categories() -> None:
     new.loc[1, "last_plan_days"] = 0.0
     new.loc[2, "city"] = 99.0  # a city code training never saw
     out = step.transform(new)
-    assert list(out.columns) == [*FEATURE_NAMES, *DERIVED]
+    assert list(out.columns) == [*FEATURE_NAMES, *(d.name for d in DERIVED)]
     assert np.isnan(out.loc[0, "secs_7d"])
     assert np.isnan(out.loc[1, "paid_per_plan_day"])  # no division by a zero plan length
     assert out.loc[2, "paid_per_plan_day"] == pytest.approx(
