@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.limits import BodyLimitMiddleware
 from api.metrics import MODEL_VERSION, MetricsMiddleware
-from api.routers import docs, health, models, monitoring, predict, scores
+from api.routers import docs, health, models, monitoring, predict, retention, scores
 from api.schemas import add_head_routes, invalid, validation_details
 from api.security import access_mode
 from churn.db import DatabaseUnavailableError, make_async_engine, redact
@@ -157,6 +157,7 @@ def create_app() -> FastAPI:
     app.include_router(predict.router)
     app.include_router(models.router)
     app.include_router(monitoring.router)
+    app.include_router(retention.router)
     app.add_exception_handler(DBAPIError, _database_down)
     app.add_exception_handler(PoolTimeoutError, _database_down)  # every pooled connection stayed busy
     app.add_exception_handler(DatabaseUnavailableError, _database_down)

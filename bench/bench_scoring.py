@@ -9,6 +9,10 @@ reference: in the same run, on the same users: the fitted LightGBM model's bare 
            columns, as CSV prepared in memory) into a plain table without index. Sum of the two.
 Target: ours <= 1.5x the reference sum.
 
+Reasons (issue 22): ours is the default, reasons stored for every band above the lowest
+(CHURN_REASONS=bands); in the same run ours is also timed without reasons (none) and with reasons for
+every user (all). Target: bands <= 2x none; `all` is reported as what reasons for everyone would cost.
+
 Data: the demo profile is generated, ingested and trained on once (bench/data/demo, bench/data/scoring);
 its Gold features as of 2017-03-31 (the active users) are tiled to --users rows (default 1M) with fresh
 msnos, so every scored row is a real feature vector. PostgreSQL: CHURN_BENCH_DATABASE_URL (default the
@@ -27,6 +31,7 @@ import sys
 from bench.common import DATA, bench_lake, repeat, report, users_argument
 
 TARGET_RATIO = 1.5
+TARGET_REASONS_RATIO = 2.0
 SCORE_DATE = "2017-03-31"
 DEFAULT_USERS = 1_000_000
 ADMIN_URL = os.environ.get("CHURN_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -97,6 +102,19 @@ def prepare(users: int) -> tuple[str, dict[str, str]]:
     return lake_url, env
 
 
+def _explained(database_url: str) -> int:
+    """Scores published with reasons on the bench date (the default run's share of explained users)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(reasons) FROM churn_scores WHERE score_date = :d"), {"d": SCORE_DATE}
+        ).scalar()
+    engine.dispose()
+    return int(count or 0)
+
+
 def main() -> None:
     """Prepare once, then measure both sides and print the summary line."""
     users = users_argument(__doc__) or DEFAULT_USERS
@@ -115,7 +133,10 @@ lake = Lake({lake_url!r})
 settings = Settings(lake_url={lake_url!r})
 """
     ours_body = f"report = score(lake, settings, dt.date.fromisoformat({SCORE_DATE!r}), new_run_id('score'))"
-    ours, ours_rss = repeat(ours_setup, ours_body, times, env)
+    bare, _ = repeat(ours_setup, ours_body, times, {**env, "CHURN_REASONS": "none"})
+    everyone, everyone_rss = repeat(ours_setup, ours_body, 1, {**env, "CHURN_REASONS": "all"})
+    ours, ours_rss = repeat(ours_setup, ours_body, times, env)  # last: the published day is the default's
+    explained = _explained(env["CHURN_DATABASE_URL"])
 
     reference_setup = f"""
 import datetime as dt, io
@@ -165,13 +186,20 @@ connection.commit()
         "reference_predict_s": round(predict, 3), "reference_copy_s": round(copy, 3),
         "reference_s": round(reference, 3), "ratio": round(ratio, 3), "target_ratio": TARGET_RATIO,
         "users_per_s": round(users / ours), "ours_peak_rss": ours_rss, "reference_peak_rss": predict_rss,
+        "explained_users": explained, "ours_without_reasons_s": round(bare, 3),
+        "reasons_ratio": round(ours / bare, 3),
+        "target_reasons_ratio": TARGET_REASONS_RATIO, "ours_reasons_for_all_s": round(everyone, 3),
+        "reasons_for_all_ratio": round(everyone / bare, 3), "reasons_for_all_peak_rss": everyone_rss,
     }  # fmt: skip
     report(
         "scoring",
         figures,
         f"ours {ours:.1f} s, reference(bare LightGBM predict_proba {predict:.1f} s + bare COPY {copy:.1f} s) "
         f"{reference:.1f} s, ratio {ratio:.2f} (target <= {TARGET_RATIO}), users/s {users / ours:,.0f}, "
-        f"peak RSS {ours_rss / 2**30:.2f} GiB",
+        f"peak RSS {ours_rss / 2**30:.2f} GiB; reasons for the bands ({explained:,} users) {ours:.1f} s vs "
+        f"none {bare:.1f} s: "
+        f"ratio {ours / bare:.2f} (target <= {TARGET_REASONS_RATIO}); reasons for all {everyone:.1f} s "
+        f"({everyone / bare:.2f}x none, peak RSS {everyone_rss / 2**30:.2f} GiB)",
     )
 
 

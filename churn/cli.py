@@ -391,7 +391,9 @@ def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> 
     """Score every active user as of the date with the champion and publish to the database.
 
     Active: membership expired at most CHURN_ACTIVE_GRACE_DAYS days before the date. Features as of the
-    date are built first when missing or stale. Re-running a date replaces its scores atomically. Dates
+    date are built first when missing or stale. Each score is published with its revenue at risk, plan
+    and, for the bands CHURN_REASONS names (default every band above the lowest), the model's reasons.
+    Re-running a date replaces its scores atomically. Dates
     CHURN_SCORE_RETENTION_DAYS or more before the newest published date are dropped; a date after
     Silver's newest day, or one that old, is refused before anything is written.
     """
@@ -406,7 +408,8 @@ def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> 
     typer.echo(
         f"score {summary['score_date']}: {summary['rows']:,} active users of "
         f"{summary['users_with_features']:,} with features scored by {summary['model_name']} "
-        f"v{summary['model_version']} -> churn_scores ({bands}){extra}; run {summary['run_id']} published "
+        f"v{summary['model_version']} -> churn_scores ({bands}; reasons stored for {summary['explained']:,})"
+        f"{extra}; run {summary['run_id']} published "
         f"({seconds})"
     )
 

@@ -84,9 +84,9 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(default=0.0, ge=0.0, lt=1.0)
     drift_share_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     performance_degradation_threshold: float = Field(default=0.1, ge=0.0, le=10.0)
-    # Nightly reasons: stored for every band above the lowest (the users a retention team acts on); all
-    # users when true (exact contributions cost several predictions each: see the README).
-    reasons_for_all: bool = False
+    # Nightly reasons: stored for every band above the lowest (the users a retention team acts on), for
+    # all users, or for none (exact contributions cost several predictions each: see the README).
+    reasons: Literal["bands", "all", "none"] = "bands"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

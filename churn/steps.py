@@ -170,7 +170,7 @@ def score(score_date: str, run_id: str | None = None, features_run_id: str | Non
     return {"score_date": score_date, "run_id": rid, "rows": report.rows, "bands": report.bands,
             "features_run_id": report.features_run_id, "model_name": settings.model_name,
             "model_version": report.model_version, "users_with_features": report.users_with_features,
-            "dropped_dates": [d.isoformat() for d in report.dropped_dates],
+            "explained": report.explained, "dropped_dates": [d.isoformat() for d in report.dropped_dates],
             "abandoned_runs": report.abandoned_runs,
             "seconds": {name: round(value, 3) for name, value in report.seconds.items()}}  # fmt: skip
 

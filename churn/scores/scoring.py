@@ -103,19 +103,19 @@ def scored_batches(
     thresholds: list[float],
     report: ScoreReport,
     done: Progress | None = None,
-    reasons_for_all: bool = False,
+    reasons: str = "bands",
 ) -> Iterator[pa.RecordBatch]:
     """Predict, band and explain the table batch by batch (bounded memory), counting bands and predict
     time, and in `done` the rows of each batch once its consumer has taken it (streamed to the database).
 
-    Reasons are stored for every band above the lowest (the users a retention team acts on), or for all
-    users with `reasons_for_all`."""
+    Reasons (`CHURN_REASONS`) are stored for every band above the lowest ("bands": the users a retention
+    team acts on), for "all" users, or for "none"."""
     counts = dict.fromkeys(band_names(thresholds), 0)
     for batch in features.to_batches(max_chunksize=BATCH_ROWS):
         started = time.perf_counter()
         p = churn_probability(model, batch.to_pandas())
         bands = risk_bands(p, thresholds)
-        explain = np.ones(len(p), dtype=bool) if reasons_for_all else p >= thresholds[0]
+        explain = np.full(len(p), reasons == "all") if reasons != "bands" else p >= thresholds[0]
         context = score_context(model, batch, p, explain)
         report.explained += int(explain.sum())
         report.seconds["predict"] = report.seconds.get("predict", 0.0) + time.perf_counter() - started
@@ -181,7 +181,7 @@ def score(
                 started = time.perf_counter()
                 with Progress(f"score {score_date}: predicted and published", features.num_rows) as done:
                     batches = scored_batches(model, features, settings.risk_band_thresholds, report, done,
-                                             settings.reasons_for_all)  # fmt: skip
+                                             settings.reasons)  # fmt: skip
                     report.rows, report.dropped_dates = scoredb.publish(
                         engine, run, batches, settings.score_retention_days
                     )
