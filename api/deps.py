@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from churn.lake import Lake
+from churn.model.canary import CanaryHolder
 from churn.model.serving import ChampionHolder
 from churn.monitoring.predlog import PredictionLog
 from churn.scores.scorereads import NewestDate
@@ -38,6 +39,11 @@ async def get_champion(request: Request) -> ChampionHolder:
     return request.app.state.champion
 
 
+async def get_canary(request: Request) -> CanaryHolder:
+    """The holder of the canary (the challenger answering a share of live predictions)."""
+    return request.app.state.canary
+
+
 async def get_lake(request: Request) -> Lake:
     """The lake live predictions read Silver from."""
     return request.app.state.lake
@@ -52,5 +58,6 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 NewestDateDep = Annotated[NewestDate, Depends(get_newest_date)]
 ChampionDep = Annotated[ChampionHolder, Depends(get_champion)]
+CanaryDep = Annotated[CanaryHolder, Depends(get_canary)]
 LakeDep = Annotated[Lake, Depends(get_lake)]
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]

@@ -34,6 +34,7 @@ from api.security import access_mode
 from churn.db import DatabaseUnavailableError, make_async_engine, redact
 from churn.lake import Lake
 from churn.logs import configure_logging
+from churn.model.canary import CanaryHolder
 from churn.model.champion import ModelUnavailableError
 from churn.model.serving import ChampionHolder
 from churn.monitoring.predlog import PredictionLog
@@ -55,11 +56,12 @@ def _read_silver_days(app: FastAPI) -> None:
 
 
 async def _refresh_forever(app: FastAPI, seconds: float) -> None:
-    """Every `seconds`: swap in a new champion if the alias moved, re-read the newest Silver day, and
-    write out the buffered prediction log (so a quiet worker does not sit on its rows)."""
+    """Every `seconds`: swap in a new champion if the alias moved, follow the canary, re-read the newest
+    Silver day, and write out the buffered prediction log (so a quiet worker does not sit on its rows)."""
     while True:
         await asyncio.sleep(seconds)
         await run_in_threadpool(app.state.champion.refresh)
+        await run_in_threadpool(app.state.canary.refresh)
         await run_in_threadpool(_read_silver_days, app)
         try:
             await run_in_threadpool(app.state.prediction_log.flush)
@@ -84,7 +86,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.lake = Lake.from_settings(settings)
     app.state.prediction_log = PredictionLog(app.state.lake, settings.prediction_log_flush_rows)
     app.state.champion = ChampionHolder(settings)
+    app.state.canary = CanaryHolder(settings)
     await run_in_threadpool(app.state.champion.refresh)
+    await run_in_threadpool(app.state.canary.refresh)
     await run_in_threadpool(_read_silver_days, app)
     with contextlib.suppress(ModelUnavailableError):
         MODEL_VERSION.set(app.state.champion.current().version)

@@ -31,6 +31,10 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 PREDICTIONS = Counter("churn_api_predictions_total", "Live predictions", ["source"])
+PREDICTIONS_BY_VERSION = Counter(
+    "churn_api_predictions_by_version_total", "Live predictions by the model version that answered",
+    ["version", "role"],
+)  # fmt: skip
 SCORE_LOOKUPS = Counter("churn_api_score_lookups_total", "GET /scores/{msno} lookups", ["result"])
 MODEL_VERSION = Gauge(
     "churn_api_model_version", "Version of the champion being served (0: none)", multiprocess_mode="livemax"

@@ -119,6 +119,9 @@ class Prediction(BaseModel):
     revenue_at_risk: float | None = None
     price_per_30d: float | None = None
     reasons: list[Reason]
+    served_by: Literal["champion", "canary"] = Field(
+        "champion", description="the champion, or the challenger answering a share of users (canary)"
+    )
 
 
 class ChampionModel(BaseModel):

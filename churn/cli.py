@@ -386,6 +386,21 @@ def model_promote(version: Annotated[int, typer.Option(help="Registered version 
     typer.echo(f"{settings.model_name}: v{version} is now champion{was}")
 
 
+@model_app.command("canary")
+def model_canary(
+    share: Annotated[
+        float, typer.Option(help="Share of live predictions (0..1) the challenger answers; 0 stops.")
+    ],
+) -> None:
+    """Let the challenger answer a share of POST /predict, sticky per msno (running APIs pick it up
+    within CHURN_MODEL_REFRESH_SECONDS; 0 stops the canary)."""
+    from churn.model.registry import set_canary_share
+
+    settings = get_settings()
+    version = set_canary_share(settings, share)
+    typer.echo(f"{settings.model_name}: challenger v{version} answers {share:.1%} of live predictions")
+
+
 @app.command()
 def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> None:
     """Score every active user as of the date with the champion and publish to the database.
@@ -393,9 +408,9 @@ def score(date: Annotated[str, typer.Option(help="Score date YYYY-MM-DD.")]) -> 
     Active: membership expired at most CHURN_ACTIVE_GRACE_DAYS days before the date. Features as of the
     date are built first when missing or stale. Each score is published with its revenue at risk, plan
     and, for the bands CHURN_REASONS names (default every band above the lowest), the model's reasons.
-    Re-running a date replaces its scores atomically. Dates
-    CHURN_SCORE_RETENTION_DAYS or more before the newest published date are dropped; a date after
-    Silver's newest day, or one that old, is refused before anything is written.
+    Re-running a date replaces its scores atomically. Dates CHURN_SCORE_RETENTION_DAYS or more before the
+    newest published date are dropped; a date after Silver's newest day, or one that old, is refused
+    before anything is written.
     """
     from churn import steps
 

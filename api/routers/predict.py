@@ -10,8 +10,8 @@ import dataclasses
 
 from fastapi import APIRouter, HTTPException, Request
 
-from api.deps import ChampionDep, LakeDep, PredictionLogDep, SettingsDep
-from api.metrics import PREDICTIONS
+from api.deps import CanaryDep, ChampionDep, LakeDep, PredictionLogDep, SettingsDep
+from api.metrics import PREDICTIONS, PREDICTIONS_BY_VERSION
 from api.schemas import AUTH_RESPONSES, Prediction, PredictRequest, Problem, invalid
 from api.security import ApiKey
 from churn.scores import live
@@ -29,15 +29,18 @@ def predict(
     request: Request,
     settings: SettingsDep,
     holder: ChampionDep,
+    canary: CanaryDep,
     lake: LakeDep,
     prediction_log: PredictionLogDep,
 ) -> Prediction:
     """Score one user now with the champion and the feature code that built Gold. Runs in the thread
     pool (CPU-bound), so the event loop keeps serving other requests. Only answered predictions are
-    logged."""
+    logged. A share of users (sticky by msno) is answered by the canary challenger when one is set
+    (`churn model canary`); `model_version` and `served_by` say which answered."""
+    loaded, role = canary.choose(holder.current(), body.msno)
     try:
         result = live.predict(
-            holder.current(), settings.risk_band_thresholds, msno=body.msno, as_of=body.as_of,
+            loaded, settings.risk_band_thresholds, msno=body.msno, as_of=body.as_of,
             member=body.member, transactions=body.transactions, user_logs=body.user_logs,
             lake=lake, silver=request.app.state.silver, record=prediction_log,
         )  # fmt: skip
@@ -48,4 +51,5 @@ def predict(
     except live.SilverUnknownError as error:
         raise HTTPException(503, str(error)) from None
     PREDICTIONS.labels(result.source).inc()
-    return Prediction(**dataclasses.asdict(result))
+    PREDICTIONS_BY_VERSION.labels(str(result.model_version), role).inc()
+    return Prediction(**dataclasses.asdict(result), served_by=role)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+CANARY_TAG = "canary_share"  # the share of live predictions the challenger answers (churn.model.canary)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,18 @@ def promote(settings: Settings, version: int) -> int | None:
         + (f" (champion was v{previous})" if previous else ""),
     })  # fmt: skip
     return previous
+
+
+def set_canary_share(settings: Settings, share: float) -> int:
+    """Let the challenger answer `share` of live predictions (0 stops it); -> its version. ChurnError
+    without a challenger or for a share outside [0, 1]."""
+    if not 0.0 <= share <= 1.0:
+        raise ChurnError(f"the canary share must be between 0 and 1, got {share}")
+    version = alias_version(settings, CHALLENGER)
+    if version is None:
+        raise ChurnError(f"{settings.model_name} has no challenger: train one (`churn train --no-promote`)")
+    _stamp(client(settings), settings.model_name, version, {CANARY_TAG: repr(share), "canary.at": _now()})
+    return version
 
 
 LISTED_METRICS = ("val_log_loss", "val_roc_auc", "val_ece", "oracle_log_loss")
