@@ -61,7 +61,10 @@ async def _refresh_forever(app: FastAPI, seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
         await run_in_threadpool(app.state.champion.refresh)
-        await run_in_threadpool(app.state.canary.refresh)
+        try:  # a canary that cannot be followed must not stop the champion's refresh
+            await run_in_threadpool(app.state.canary.refresh)
+        except Exception as error:
+            log.warning("cannot follow the canary: %s", error)
         await run_in_threadpool(_read_silver_days, app)
         try:
             await run_in_threadpool(app.state.prediction_log.flush)
@@ -88,7 +91,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.champion = ChampionHolder(settings)
     app.state.canary = CanaryHolder(settings)
     await run_in_threadpool(app.state.champion.refresh)
-    await run_in_threadpool(app.state.canary.refresh)
+    with contextlib.suppress(Exception):  # logged by the holder; the API serves the champion meanwhile
+        await run_in_threadpool(app.state.canary.refresh)
     await run_in_threadpool(_read_silver_days, app)
     with contextlib.suppress(ModelUnavailableError):
         MODEL_VERSION.set(app.state.champion.current().version)

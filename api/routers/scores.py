@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -30,6 +31,7 @@ from churn.model.serving import ChampionHolder, ModelUnavailableError
 from churn.scores import live, scorereads
 
 CONTRACT_HEADER = "Churn-Scores-Contract"
+log = logging.getLogger("churn.api")
 
 router = APIRouter(prefix="/scores", tags=["scores"], dependencies=[ApiKey], responses=AUTH_RESPONSES)
 MsnoPath = Annotated[str, Path(pattern=MSNO_PATTERN, description="KKBox user id (URL-encode `/` as %2F)")]
@@ -99,7 +101,7 @@ async def csv_export(engine: AsyncEngine, filters: scorereads.PageFilter) -> Str
         scorereads.stream_csv(engine, filters, day),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="churn_scores_{day}.csv"',
-                 CONTRACT_HEADER: scorereads.CONTRACT_VERSION},
+                 CONTRACT_HEADER: scorereads.CONTRACT_VERSION, "Cache-Control": "no-store"},
     )  # fmt: skip
 
 
@@ -116,11 +118,23 @@ async def score_history(msno: MsnoPath, engine: EngineDep, response: Response) -
 
 @router.get("/{msno:path}", response_model=Score, responses=NOT_FOUND)
 async def get_score(
-    msno: MsnoPath, engine: EngineDep, newest: NewestDateDep, holder: ChampionDep, lake: LakeDep
+    msno: MsnoPath,
+    engine: EngineDep,
+    newest: NewestDateDep,
+    holder: ChampionDep,
+    lake: LakeDep,
+    reasons: Annotated[
+        Literal["stored", "compute"],
+        Query(
+            description="compute: for a user outside the stored bands, compute the reasons from that "
+            "date's Gold features (a lake read and the model: slower than a lookup)"
+        ),
+    ] = "stored",
 ) -> Response:
-    """The newest published score of a user, with its reasons: as stored by the nightly run, or for a
-    user outside the bands it explains computed from that date's Gold features (`reasons_source`
-    "computed"; null when the served champion is not the version that scored it).
+    """The newest published score of a user, with its reasons as stored by the nightly run; with
+    `reasons=compute`, for a user outside the bands it explains, computed from that date's Gold features
+    (`reasons_source` "computed"; null when they cannot be: the served champion is not the version that
+    scored it, or that date's features are gone or no longer give the stored probability).
 
     The hot path: the row (already the Score fields, typed by the database) is serialised directly
     instead of being validated again into the response model, which would cost more than the query.
@@ -130,7 +144,7 @@ async def get_score(
     SCORE_LOOKUPS.labels("hit" if row else "miss").inc()
     if row is None:
         raise HTTPException(404, "no published score for this msno")
-    if row["reasons"] is None:
+    if row["reasons"] is None and reasons == "compute":
         await computed_reasons(row, msno, holder, lake)
     row["score_date"] = str(row["score_date"])
     return Response(orjson.dumps(row), media_type="application/json",
@@ -139,12 +153,17 @@ async def get_score(
 
 async def computed_reasons(row: dict[str, Any], msno: str, holder: ChampionHolder, lake: Lake) -> None:
     """Fill a score row's missing reasons from its date's Gold features (in the thread pool: CPU-bound);
-    left null when they cannot be computed (no champion served, another version, Gold gone)."""
+    left null when they cannot be computed (no champion served, another version, Gold gone or rebuilt, the
+    lake away: a lookup never fails for want of reasons)."""
     try:
         loaded = holder.current()
     except ModelUnavailableError:
         return
-    reasons = await run_in_threadpool(live.reasons_from_gold, lake, loaded, msno, row)
+    try:
+        reasons = await run_in_threadpool(live.reasons_from_gold, lake, loaded, msno, row)
+    except Exception as error:  # the lake or its files: the score is still the answer
+        log.warning("reasons of a score not computed: %s: %s", type(error).__name__, error)
+        return
     if reasons is not None:
         row["reasons"] = [dataclasses.asdict(reason) for reason in reasons]
         row["reasons_source"] = "computed"

@@ -88,7 +88,8 @@ class CanaryHolder:
             try:
                 loaded = load_version(self._settings, version)
             except Exception as error:
-                log.warning("canary v%d not served: %s", version, str(error).strip().splitlines()[0])
+                detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                log.warning("canary v%d not served: %s", version, detail)
                 self._canary = None
                 return current is not None
             self._canary = Canary(loaded, share)

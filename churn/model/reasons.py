@@ -73,8 +73,8 @@ def raw_score(model: Any, frame: pd.DataFrame) -> np.ndarray:
 
 
 def _ranked(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of the UP largest positive and the DOWN most negative terms per row (ties: the
-    input listed first), and a mask of which of them are really up (> 0) or down (< 0)."""
+    """Column indices of the UP largest positive terms per row (ties: the input listed first) and the DOWN
+    most negative (ties: the input listed last), and a mask of which are really up (> 0) or down (< 0)."""
     order = np.argsort(-terms, axis=1, kind="stable")
     picks = np.concatenate([order[:, :UP], order[:, ::-1][:, :DOWN]], axis=1)
     chosen = np.take_along_axis(terms, picks, axis=1)

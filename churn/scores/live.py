@@ -263,13 +263,17 @@ def reasons_from_gold(
 ) -> list[Reason] | None:
     """The reasons of a published score whose reasons were not stored (a band below those the nightly
     job explains), computed from that date's Gold features, the very rows it scored. Only when the loaded
-    champion is the version that scored it (another version's reasons would explain another number);
-    None when it is not, or the Gold features of that date are gone."""
+    champion is the version that scored it (another version's reasons would explain another number) and
+    the features still give the stored probability (Gold rebuilt since would explain another row); None
+    otherwise, or when the Gold features of that date are gone."""
     from churn.features import gold
+    from churn.model.pipeline import churn_probability
 
     if loaded.version != int(score["model_version"]):
         return None
     frame = gold.read_user_features(lake, dt.date.fromisoformat(str(score["score_date"])), msno)
     if frame is None:
+        return None
+    if abs(float(churn_probability(loaded.model, frame)[0]) - float(score["churn_probability"])) > 1e-9:
         return None
     return top_reasons(contributions(loaded.model, frame))[0]

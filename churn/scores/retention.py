@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import escape
 
 TEMPLATES = Path(__file__).with_name("templates")
 SESSION_COOKIE = "churn_retention"
@@ -42,7 +44,9 @@ def session_valid(cookie: str | None, keys: list[str], now: float | None = None)
     if not cookie or "." not in cookie:
         return False
     expiry_text, signature = cookie.split(".", 1)
-    if not expiry_text.isdigit() or int(expiry_text) < (time.time() if now is None else now):
+    if not re.fullmatch(r"[0-9]{1,12}", expiry_text):  # ASCII digits only, a sane length
+        return False
+    if int(expiry_text) < (time.time() if now is None else now):
         return False
     matched = False
     for key in keys:
@@ -83,7 +87,7 @@ def history_chart(history: list[dict[str, Any]], width: int = 560, height: int =
     line = " ".join(f"{x(i):.1f},{y(r['churn_probability']):.1f}" for i, r in enumerate(points))
     dots = "".join(
         f'<circle cx="{x(i):.1f}" cy="{y(r["churn_probability"]):.1f}" r="3">'
-        f"<title>{r['score_date']}: {r['churn_probability']:.3f}</title></circle>"
+        f"<title>{escape(str(r['score_date']))}: {r['churn_probability']:.3f}</title></circle>"
         for i, r in enumerate(points)
     )
     return (
@@ -91,8 +95,9 @@ def history_chart(history: list[dict[str, Any]], width: int = 560, height: int =
         f'<line class="axis" x1="{pad}" y1="{y(0)}" x2="{width - pad}" y2="{y(0)}"/>'
         f'<line class="axis" x1="{pad}" y1="{y(1)}" x2="{width - pad}" y2="{y(1)}"/>'
         f'<text x="2" y="{y(1) + 4}">1</text><text x="2" y="{y(0) + 4}">0</text>'
-        f'<text x="{pad}" y="{height - 4}">{points[0]["score_date"]}</text>'
-        f'<text x="{width - pad}" y="{height - 4}" text-anchor="end">{points[-1]["score_date"]}</text>'
+        f'<text x="{pad}" y="{height - 4}">{escape(str(points[0]["score_date"]))}</text>'
+        f'<text x="{width - pad}" y="{height - 4}" text-anchor="end">{escape(str(points[-1]["score_date"]))}'
+        "</text>"
         f'<polyline points="{line}"/>{dots}</svg>'
     )
 

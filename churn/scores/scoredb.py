@@ -18,6 +18,7 @@ marks it failed and drops its half-loaded table before starting.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import logging
 import re
@@ -118,8 +119,13 @@ def partition_name(score_date: dt.date) -> str:
 
 
 def stage_name(run_id: str) -> str:
-    """The table a run loads into before it is swapped in (a valid identifier made from the run id)."""
-    return (_STAGE_PREFIX + re.sub(r"[^a-z0-9]+", "_", run_id.lower()))[:63]
+    """The table a run loads into before it is swapped in: a valid identifier made from the run id, at
+    most 50 characters so that its index and constraint names (`_revenue`, `_date`...) stay within
+    PostgreSQL's 63 and distinct; a long id keeps its start and gets a hash of the whole id."""
+    base = re.sub(r"[^a-z0-9]+", "_", run_id.lower())
+    if len(base) > 31:
+        base = f"{base[:22]}_{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+    return _STAGE_PREFIX + base
 
 
 def _lock_key(score_date: dt.date) -> int:

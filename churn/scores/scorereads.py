@@ -361,16 +361,19 @@ async def stream_csv(
         after = (_key(rows[-1], filters.sort), rows[-1]["msno"])
 
 
-def _csv_value(value: Any) -> Any:
-    """A column's CSV text: floats in full (repr), booleans as true/false, reasons as JSON, NULL empty."""
+def _csv_value(name: str, value: Any) -> Any:
+    """A column's CSV text, the same from PostgreSQL and SQLite: floats in full (repr), auto_renew as
+    true/false (SQLite holds 0/1), reasons as compact JSON (PostgreSQL's JSONB text has spaces), NULL
+    empty."""
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if name == "auto_renew":
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, list | dict):
-        return json.dumps(value, separators=(",", ":"))
+    if name == "reasons":
+        items = json.loads(value) if isinstance(value, str) else value
+        return json.dumps(items, separators=(",", ":"))
     return value
 
 
@@ -379,5 +382,5 @@ def csv_rows(rows: Sequence[Mapping[Any, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     names = [name.strip() for name in CSV_FIELDS.split(",")]
-    writer.writerows([_csv_value(row[name]) for name in names] for row in rows)
+    writer.writerows([_csv_value(name, row[name]) for name in names] for row in rows)
     return out.getvalue()

@@ -84,6 +84,25 @@ def test_filters_change_the_rows_and_the_export_is_the_apis(published: Published
     assert bad.status_code == 422
 
 
+def test_values_from_the_database_are_escaped_in_the_page() -> None:
+    """Autoescaping is on: a description or id holding markup is shown as text, never as markup."""
+    row = {"msno": "<b>x</b>", "churn_probability": 0.5, "risk_band": "<i>high</i>", "revenue_at_risk": None,
+           "plan_days": None, "payment_method": None, "auto_renew": None, "city": None,
+           "reasons": [{"feature": "f", "description": "<script>alert(1)</script>", "value": 1.0,
+                        "contribution": 0.3}]}  # fmt: skip
+    html = retention.render_list(day="2017-04-01", rows=[row], filters={}, next_query=None, export_query="",
+                                 bands=("low",), user_path=lambda m: m)  # fmt: skip
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>x</b>" not in html and "<i>high</i>" not in html
+    chart = retention.history_chart([{"score_date": "<x>", "churn_probability": 0.5}])
+    assert "<x>" not in chart and "&lt;x&gt;" in chart
+
+
+def test_a_malformed_session_cookie_is_no_session() -> None:
+    for cookie in ("²³.ab", "9" * 5000 + ".ab", ".", "abc.def", ""):
+        assert not retention.session_valid(cookie, ["k"])
+
+
 def test_reason_words_and_the_chart_escape_nothing_they_should_not() -> None:
     words = retention.reason_words(
         {"feature": "days_to_expiry", "description": "membership expiry minus D", "value": -3.0,

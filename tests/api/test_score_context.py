@@ -114,12 +114,14 @@ def test_stored_computed_and_live_reasons_are_the_same_numbers(
     features = read_features(small_lake, NEW_DAY).to_pandas()
     with LiveServer(create_app()) as server:
         answers = {}
+        plain = httpx.get(f"{server.url}/scores/{path_of(low)}").json()  # a lookup computes nothing
         for msno in (stored, low):
-            nightly = httpx.get(f"{server.url}/scores/{path_of(msno)}")
+            nightly = httpx.get(f"{server.url}/scores/{path_of(msno)}", params={"reasons": "compute"})
             live = httpx.post(f"{server.url}/predict", json={"msno": msno, "as_of": NEW_DAY.isoformat()})
             assert nightly.status_code == live.status_code == 200, (nightly.text, live.text)
             assert nightly.headers["churn-scores-contract"] == "2"
             answers[msno] = (nightly.json(), live.json())
+    assert plain["reasons"] is None and plain["reasons_source"] is None
     assert answers[stored][0]["reasons_source"] == "stored"
     assert answers[low][0]["reasons_source"] == "computed"  # a low-band user: from that date's Gold
     for msno, (nightly, live) in answers.items():
@@ -155,26 +157,19 @@ def test_revenue_at_risk_of_hand_made_users_is_as_documented() -> None:
 
 
 def _publish_hand_made(url: str, day: dt.date) -> list[str]:
-    users = [f"{chr(65 + i) * 43}=" for i in range(6)]
+    users = [f"{chr(65 + i) * 43}=" for i in range(8)]
     batch = pa.record_batch(
         {
             "msno": users,
-            "churn_probability": [0.5, 0.2, 0.9, 0.7, 0.4, 0.1],
-            "risk_band": ["medium", "low", "high", "high", "medium", "low"],
-            "revenue_at_risk": [74.5, 30.0, 0.0, None, None, 14.9],
-            "price_per_30d": [149.0, 150.0, 0.0, None, None, 149.0],
-            "plan_days": [30, 7, 30, 0, 30, 360],
-            "payment_method": [41, 38, 40, None, 41, 36],
-            "auto_renew": [True, False, True, False, None, False],
-            "city": [1, 13, 5, 1, 22, 4],
-            "reasons": [
-                '[{"feature":"days_to_expiry","value":-3.0,"contribution":1.25}]',
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
+            "churn_probability": [0.5, 0.2, 0.9, 0.7, 0.4, 0.1, 0.3, 0.3],
+            "risk_band": ["medium", "low", "high", "high", "medium", "low", "medium", "medium"],
+            "revenue_at_risk": [74.5, 30.0, 0.0, None, None, 14.9, None, 30.0],
+            "price_per_30d": [149.0, 150.0, 0.0, None, None, 149.0, None, 100.0],
+            "plan_days": [30, 7, 30, 0, 30, 360, 0, 30],
+            "payment_method": [41, 38, 40, None, 41, 36, 40, 40],
+            "auto_renew": [True, False, True, False, None, False, False, False],
+            "city": [1, 13, 5, 1, 22, 4, 1, 1],
+            "reasons": ['[{"feature":"days_to_expiry","value":-3.0,"contribution":1.25}]', *[None] * 7],
         }
     )
     engine = make_engine(url)
@@ -196,7 +191,7 @@ def test_pages_and_csv_sort_and_filter_by_revenue_at_risk(published: Published) 
         seen, cursor = [], None
         while True:
             page = httpx.get(
-                f"{server.url}/scores", params=base | {"limit": 2} | ({"cursor": cursor} if cursor else {})
+                f"{server.url}/scores", params=base | {"limit": 1} | ({"cursor": cursor} if cursor else {})
             ).json()
             seen += page["items"]
             cursor = page["next_cursor"]
@@ -211,8 +206,11 @@ def test_pages_and_csv_sort_and_filter_by_revenue_at_risk(published: Published) 
             f"{server.url}/scores",
             params={"score_date": day.isoformat(), "cursor": cursor or _first_cursor(server.url, base)},
         )
-    # highest revenue first, unknown revenue last (then by msno)
-    assert [s["msno"] for s in seen] == [users[0], users[1], users[5], users[2], users[3], users[4]]
+    # highest revenue first (a tie at 30.0 by msno), unknown revenue last (then by msno); one row a page,
+    # so the cursors cross the tie and the unknown group
+    order = [users[i] for i in (0, 1, 7, 5, 2, 3, 4, 6)]
+    assert [s["msno"] for s in seen] == order
+    assert _export(published.settings.database_url, day) == order  # the export's keyset, 2 rows a batch
     assert [s["msno"] for s in filtered["items"]] == [users[0]]
     assert [s["msno"] for s in by_plan["items"]] == [users[4]]
     rows = list(csv.DictReader(io.StringIO(export.text)))
@@ -221,6 +219,23 @@ def test_pages_and_csv_sort_and_filter_by_revenue_at_risk(published: Published) 
     assert json.loads(rows[0]["reasons"])[0]["feature"] == "days_to_expiry"
     assert seen[0]["reasons"][0]["description"].startswith("membership expiry minus D")
     assert wrong_order.status_code == 422  # a revenue cursor on a probability page
+
+
+def _export(url: str, day: dt.date) -> list[str]:
+    """The msnos of the revenue-ordered CSV export of a day, read in batches of two rows."""
+    import asyncio
+
+    from churn.db import make_async_engine
+
+    async def read() -> str:
+        engine = make_async_engine(url, pool_size=2)
+        filters = scorereads.PageFilter(score_date=day, sort="revenue_at_risk")
+        try:
+            return b"".join([c async for c in scorereads.stream_csv(engine, filters, day, batch=2)]).decode()
+        finally:
+            await engine.dispose()
+
+    return [row["msno"] for row in csv.DictReader(io.StringIO(asyncio.run(read())))]
 
 
 def _first_cursor(url: str, params: dict) -> str:

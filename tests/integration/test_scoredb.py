@@ -291,3 +291,20 @@ def test_a_date_whose_publish_would_drop_every_published_date_is_refused(engine:
     assert published_dates(engine) == ["2017-04-01", "2017-04-10"]
     assert served(engine, dt.date(2017, 4, 10)) == (50, ["score-0410"])
     scoredb.check_retention_window(engine, dt.date(2017, 7, 8), 90)  # 89 days on: 04-10 would stay
+
+
+def test_stage_names_of_long_run_ids_stay_distinct_and_leave_room_for_their_index_names() -> None:
+    """Airflow's run ids are long (`scheduled__2017-04-01T02:00:00.123456+00:00`); PostgreSQL cuts
+    identifiers at 63 characters, which made the stage's `_rank` and `_revenue` indexes one name."""
+    ids = ["scheduled__2017-04-01T02:00:00.123456+00:00", "scheduled__2017-04-01T02:00:00.123457+00:00",
+           "manual__2017-04-01T02:00:00.123456+00:00-and-a-long-suffix"]  # fmt: skip
+    names = [scoredb.stage_name(run_id) for run_id in ids]
+    assert len(set(names)) == len(ids)
+    assert all(len(name) + len("_revenue") <= 63 for name in names)
+    assert scoredb.stage_name("score-killed") == "churn_scores_stage_score_killed"
+
+
+def test_a_run_with_an_airflow_length_id_publishes(engine: Engine) -> None:
+    run_id = "scheduled__2017-04-01T02:00:00.123456+00:00"  # 61 characters once made an identifier
+    publish(engine, run_id, 300)
+    assert served(engine) == (300, [run_id])
