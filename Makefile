@@ -162,6 +162,7 @@ api-start: $(STAMP)
 	 echo "   curl -s -H \"X-API-Key: \$$key\" $$base/models/champion ; curl -s $$base/metrics"; \
 	 echo "   curl -s -H \"X-API-Key: \$$key\" $$base/monitoring/drift/latest ; curl -s -H \"X-API-Key: \$$key\" $$base/monitoring/performance"; \
 	 echo "   OpenAPI docs: $$base/docs"; \
+	 echo "   retention page (sign in with the key): $$base/retention/"; \
 	 curl -fsS $$base/readyz; echo; \
 	 curl -fsS -H "X-API-Key: $$key" "$$base/scores?limit=2"; echo
 

@@ -33,6 +33,15 @@ def access_mode(settings: Settings) -> Literal["api-key", "anonymous"]:
     raise SettingsError(NO_KEYS)
 
 
+def key_valid(candidate: str, keys: list[str]) -> bool:
+    """True when `candidate` is one of `keys`, in constant time (every key compared, no early exit); the
+    API's header and the retention page's sign-in check keys with this one rule."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(key.encode(), candidate.encode())
+    return matched
+
+
 async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_header)]) -> None:
     """401 without a key, 403 with a wrong one; every configured key is compared (no early exit)."""
     if access_mode(settings) == "anonymous":
@@ -40,10 +49,7 @@ async def require_api_key(settings: SettingsDep, key: Annotated[str | None, Secu
     if not key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing X-API-Key header",
                             headers={"WWW-Authenticate": "APIKey"})  # fmt: skip
-    matched = False
-    for candidate in settings.api_keys:
-        matched |= hmac.compare_digest(candidate.encode(), key.encode())
-    if not matched:
+    if not key_valid(key, settings.api_keys):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid API key")
 
 

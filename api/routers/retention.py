@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.deps import ChampionDep, EngineDep, LakeDep, NewestDateDep, SettingsDep
 from api.routers.scores import computed_reasons, csv_export
 from api.schemas import MSNO_PATTERN, RISK_BAND_PATTERN
-from api.security import access_mode
+from api.security import access_mode, key_valid
 from churn.scores import retention, scorereads
 from churn.scores.bands import band_names
 
@@ -37,7 +37,7 @@ async def require_session(request: Request, settings: SettingsDep) -> None:
     if access_mode(settings) == "anonymous":
         return
     key = request.headers.get("x-api-key")
-    if key and retention.key_valid(key, settings.api_keys):
+    if key and key_valid(key, settings.api_keys):
         return
     if retention.session_valid(request.cookies.get(retention.SESSION_COOKIE), settings.api_keys):
         return
@@ -60,7 +60,7 @@ async def login(request: Request, settings: SettingsDep) -> Response:
     key = (form.get("api_key") or [""])[0]
     if access_mode(settings) == "anonymous":
         return RedirectResponse("/retention/", status.HTTP_303_SEE_OTHER)
-    if not key or not retention.key_valid(key, settings.api_keys):
+    if not key or not key_valid(key, settings.api_keys):
         return HTMLResponse(retention.render_login(error="That is not one of the API keys."), status_code=403,
                             headers=HEADERS)  # fmt: skip
     response = RedirectResponse("/retention/", status.HTTP_303_SEE_OTHER)
@@ -72,13 +72,29 @@ async def login(request: Request, settings: SettingsDep) -> Response:
     return response
 
 
-def _filters(
-    score_date: dt.date | None, risk_band: str | None, plan_days: int | None, payment_method: int | None,
-    auto_renew: bool | None, city: int | None, sort: str,
-) -> scorereads.PageFilter:  # fmt: skip
-    return scorereads.PageFilter(score_date=score_date, risk_band=risk_band or None, plan_days=plan_days,
-                                 payment_method=payment_method, auto_renew=auto_renew, city=city,
-                                 sort=sort)  # fmt: skip
+async def page_filter(
+    score_date: Annotated[dt.date | None, Query()] = None,
+    risk_band: Annotated[str | None, Query(pattern=f"({RISK_BAND_PATTERN[1:-1]})?")] = None,
+    plan_days: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
+    payment_method: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
+    auto_renew: Annotated[Literal["true", "false", ""] | None, Query()] = None,
+    city: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
+    sort: Annotated[Literal["probability", "revenue_at_risk"], Query()] = "probability",
+) -> scorereads.PageFilter:
+    """The page's filter form as the reads' filter (one parsing for the list and its export): an empty
+    field of the form is no filter."""
+
+    def number(value: str | None) -> int | None:
+        return int(value) if value else None
+
+    return scorereads.PageFilter(
+        score_date=score_date, risk_band=risk_band or None, plan_days=number(plan_days),
+        payment_method=number(payment_method), auto_renew=(auto_renew == "true") if auto_renew else None,
+        city=number(city), sort=sort,
+    )  # fmt: skip
+
+
+Filters = Annotated[scorereads.PageFilter, Depends(page_filter)]
 
 
 def _query(filters: scorereads.PageFilter, **extra: Any) -> str:
@@ -91,26 +107,14 @@ def _query(filters: scorereads.PageFilter, **extra: Any) -> str:
     return urlencode(shown)
 
 
-def _empty_is_none(value: str | None) -> str | None:
-    return None if value in (None, "") else value
-
-
 @router.get("/", response_class=HTMLResponse, dependencies=[Session])
 async def list_page(
     engine: EngineDep,
     settings: SettingsDep,
-    score_date: Annotated[dt.date | None, Query()] = None,
-    risk_band: Annotated[str | None, Query(pattern=f"({RISK_BAND_PATTERN[1:-1]})?")] = None,
-    plan_days: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
-    payment_method: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
-    auto_renew: Annotated[Literal["true", "false", ""] | None, Query()] = None,
-    city: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
-    sort: Annotated[Literal["probability", "revenue_at_risk"], Query()] = "probability",
+    filters: Filters,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     """Today's list (the newest published day), filtered, 50 rows a page, highest first."""
-    filters = _filters(score_date, _empty_is_none(risk_band), _int(plan_days), _int(payment_method),
-                       _bool(auto_renew), _int(city), sort)  # fmt: skip
     try:
         async with engine.connect() as connection:
             day, rows, next_cursor = await scorereads.page(connection, filters, 50, cursor)
@@ -125,28 +129,9 @@ async def list_page(
     return HTMLResponse(html, headers=HEADERS)
 
 
-def _int(value: str | None) -> int | None:
-    return None if value is None or value == "" else int(value)
-
-
-def _bool(value: str | None) -> bool | None:
-    return None if value in (None, "") else value == "true"
-
-
 @router.get("/export", dependencies=[Session])
-async def export(
-    engine: EngineDep,
-    score_date: Annotated[dt.date | None, Query()] = None,
-    risk_band: Annotated[str | None, Query(pattern=f"({RISK_BAND_PATTERN[1:-1]})?")] = None,
-    plan_days: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
-    payment_method: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
-    auto_renew: Annotated[Literal["true", "false", ""] | None, Query()] = None,
-    city: Annotated[str | None, Query(pattern=r"^\d{0,5}$")] = None,
-    sort: Annotated[Literal["probability", "revenue_at_risk"], Query()] = "probability",
-) -> Response:
+async def export(engine: EngineDep, filters: Filters) -> Response:
     """The current filter's rows as CSV: the very export of GET /scores?format=csv."""
-    filters = _filters(score_date, _empty_is_none(risk_band), _int(plan_days), _int(payment_method),
-                       _bool(auto_renew), _int(city), sort)  # fmt: skip
     return await csv_export(engine, filters)
 
 

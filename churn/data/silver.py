@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.data import kkbox
+from churn.data.userkey import bucket_of, user_id_of
 from churn.errors import ChurnError
 from churn.lake import Lake
 
@@ -131,6 +132,13 @@ def bucket_count(lake: Lake) -> int:
     if not lake.exists(LAYOUT):
         raise ChurnError(f"no Silver under {lake.uri('silver')}: run `churn ingest` first")
     return int(lake.read_json(LAYOUT)["buckets"])
+
+
+def user_bucket(lake: Lake, msno: str) -> tuple[int, int]:
+    """(user key, Silver bucket) of one msno: where its rows are, in Silver and in every per-bucket Gold
+    part. ValueError for a malformed msno."""
+    user_id = user_id_of(msno)
+    return user_id, int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
 
 
 def silver_version(lake: Lake) -> str:

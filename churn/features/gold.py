@@ -36,8 +36,9 @@ from churn.data.silver import (
     silver_first_day,
     silver_last_day,
     silver_version,
+    user_bucket,
 )
-from churn.data.userkey import bucket_of, decode_msno, user_id_of
+from churn.data.userkey import decode_msno
 from churn.errors import ChurnError
 from churn.features.inputs import feature_inputs
 from churn.features.labels import (
@@ -280,10 +281,9 @@ def read_user_features(lake: Lake, as_of: dt.date, msno: str) -> pd.DataFrame | 
     """One user's Gold features as of a date, read from the one bucket part that holds them (the API's
     reasons for a stored score); None when the date's features or the user are not there."""
     try:
-        user_id = user_id_of(msno)
+        _, bucket = user_bucket(lake, msno)
     except ValueError:
         return None
-    bucket = int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
     part = f"{features_prefix(as_of)}/part-{bucket:03d}.parquet"
     if not lake.exists(part):
         return None

@@ -54,11 +54,16 @@ class Contributions:
     values: np.ndarray  # float64, NaN for missing; categories as their codes
 
 
+def _booster_inputs(model: Any, frame: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+    """The base LightGBM model inside a (calibrated) pipeline and the frame as its input."""
+    pipeline = inner_pipeline(model)
+    return pipeline.named_steps["model"], pipeline.named_steps["features"].transform(frame)
+
+
 def contributions(model: Any, frame: pd.DataFrame) -> Contributions:
     """The base booster's exact contributions for each row of a feature frame (TreeSHAP, log-odds)."""
-    pipeline = inner_pipeline(model)
-    inputs = pipeline.named_steps["features"].transform(frame)
-    raw = np.asarray(pipeline.named_steps["model"].predict(inputs, pred_contrib=True), dtype=np.float64)
+    booster, inputs = _booster_inputs(model, frame)
+    raw = np.asarray(booster.predict(inputs, pred_contrib=True), dtype=np.float64)
     values = np.column_stack(
         [np.asarray(inputs[name].astype(np.float64), dtype=np.float64) for name in INPUT_NAMES]
     )
@@ -67,9 +72,8 @@ def contributions(model: Any, frame: pd.DataFrame) -> Contributions:
 
 def raw_score(model: Any, frame: pd.DataFrame) -> np.ndarray:
     """The base booster's log-odds for each row (what the contributions plus the base value sum to)."""
-    pipeline = inner_pipeline(model)
-    inputs = pipeline.named_steps["features"].transform(frame)
-    return np.asarray(pipeline.named_steps["model"].predict(inputs, raw_score=True), dtype=np.float64)
+    booster, inputs = _booster_inputs(model, frame)
+    return np.asarray(booster.predict(inputs, raw_score=True), dtype=np.float64)
 
 
 def _ranked(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,12 +21,11 @@ from pydantic import BaseModel
 
 from churn.data import kkbox
 from churn.data.silver import (
-    bucket_count,
     silver_first_day,
     silver_newest_day,
     sort_and_deduplicate,
+    user_bucket,
 )
-from churn.data.userkey import bucket_of, user_id_of
 from churn.errors import ChurnError
 from churn.features.inputs import feature_inputs
 from churn.features.spec import FEATURE_NAMES, build_features
@@ -152,10 +151,9 @@ def user_features(
     Gold uses, so both give the same numbers; a server reads it once and refreshes it, rather than scan
     every part's statistics per request."""
     try:
-        user_id = user_id_of(msno)
+        user_id, bucket = user_bucket(lake, msno)
     except ValueError as error:
         raise ChurnError(str(error)) from None
-    bucket = int(bucket_of(np.array([user_id]), bucket_count(lake))[0])
     frame = build_features(*feature_inputs(lake, bucket, as_of, user_id), as_of, logs_from=logs_from)
     # The frame's columns are the feature names: string keys, not just any Hashable.
     return None if frame.empty else cast(dict[str, Any], frame.iloc[0].to_dict())

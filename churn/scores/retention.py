@@ -54,14 +54,6 @@ def session_valid(cookie: str | None, keys: list[str], now: float | None = None)
     return matched
 
 
-def key_valid(candidate: str, keys: list[str]) -> bool:
-    """True when `candidate` is one of `keys` (constant time, every key compared)."""
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(key.encode(), candidate.encode())
-    return matched
-
-
 def reason_words(reason: dict[str, Any]) -> str:
     """A reason as a sentence: what the input is, the user's value, which way it pushes."""
     value = reason["value"]
